@@ -1,0 +1,40 @@
+"""edgecompress: compress Keras/ONNX models, export calibrated full-int8 TFLite, validate them per target.
+
+The public API is re-exported here and nothing else happens at import: TensorFlow and the other heavy
+libraries load only when a function that needs them is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "EdgeCompressError": "edgecompress.errors",
+    "LoadError": "edgecompress.errors",
+    "CalibrationError": "edgecompress.errors",
+    "ConversionError": "edgecompress.errors",
+    "InvalidModelError": "edgecompress.errors",
+    "ProfileError": "edgecompress.errors",
+    "ToolchainError": "edgecompress.errors",
+    "load_model": "edgecompress.load",
+    "load_data": "edgecompress.calibration",
+    "Dataset": "edgecompress.calibration",
+    "convert": "edgecompress.convert",
+    "ConversionResult": "edgecompress.convert",
+    "inspect": "edgecompress.tflite",
+    "read_model": "edgecompress.tflite",
+    "evaluate": "edgecompress.validate",
+    "export": "edgecompress.pipeline",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgecompress' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
