@@ -1,0 +1,5 @@
+"""``python -m edgecompress`` runs the command line."""
+
+from edgecompress.cli import main
+
+raise SystemExit(main())
