@@ -1,0 +1,30 @@
+"""The README's first command: `edgecompress demo` trains, exports, evaluates and writes its files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.helpers import run_cli
+
+
+@pytest.mark.slow
+def test_demo_writes_model_tflite_and_report_with_int8_within_one_point(tmp_path):
+    out = tmp_path / "demo"
+    proc = run_cli("demo", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("model.keras", "model_int8.tflite", "report.json"):
+        assert (out / name).is_file()
+    report = json.loads((out / "report.json").read_text())
+    for key in ("float_top1", "int8_top1"):
+        assert isinstance(report[key], float) and 0.0 <= report[key] <= 1.0
+    for key in ("float_bytes", "int8_bytes"):
+        assert isinstance(report[key], int) and report[key] > 0
+    assert report["float_top1"] >= 0.95
+    assert report["int8_top1"] >= report["float_top1"] - 0.01
+    assert report["int8_bytes"] < report["float_bytes"] / 2
+    assert report["full_int8"] is True
+    assert "int8" in proc.stdout
+    leftovers = [p.name for p in out.iterdir() if ".tmp-" in p.name]
+    assert leftovers == []
