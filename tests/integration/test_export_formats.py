@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgecompress.tflite import read_model
 
 from edgecompress.calibration import load_data
 from edgecompress.pipeline import export
+from edgecompress.tflite import read_model
 from edgecompress.validate import evaluate
 
 DYNAMIC_BATCH_OPS = {"SHAPE", "STRIDED_SLICE", "PACK"}
