@@ -65,3 +65,153 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing was written at the output path", file=sys.stderr)
         return 130
+
+
+def _preprocess_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
+    spec: dict[str, Any] = {}
+    if getattr(args, "image_size", None):
+        try:
+            height, width = (int(v) for v in args.image_size.lower().split("x"))
+        except ValueError as exc:
+            raise EdgeCompressError(f"--image-size expects HxW, e.g. 96x96. Received: {args.image_size!r}.") from exc
+        spec["size"] = [height, width]
+    for key in ("channels", "channel_order", "scale"):
+        if getattr(args, key, None) is not None:
+            spec[key] = getattr(args, key)
+    for key in ("mean", "std"):
+        value = getattr(args, key, None)
+        if value is not None:
+            try:
+                numbers = [float(v) for v in value.split(",")]
+            except ValueError as exc:
+                raise EdgeCompressError(f"--{key} expects comma-separated numbers, e.g. 0.5,0.5,0.5. "
+                                        f"Received: {value!r}.") from exc
+            spec[key] = numbers if len(numbers) > 1 else numbers[0]
+    return spec or None
+
+
+def _add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("image-folder preprocessing (or a preprocess.yaml beside the images)")
+    group.add_argument("--image-size", metavar="HxW", help="resize images to H x W")
+    group.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (colour)")
+    group.add_argument("--channel-order", choices=("rgb", "bgr"), help="channel order (default rgb)")
+    group.add_argument("--scale", type=float, help="multiply pixels by this first (default 1/255)")
+    group.add_argument("--mean", help="subtract this (one value or one per channel, comma-separated)")
+    group.add_argument("--std", help="divide by this (one value or one per channel, comma-separated)")
+
+
+def _add_export_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export", help="convert a model to a calibrated full-int8 .tflite",
+        description="Convert a .keras/.h5/.onnx model or a SavedModel directory to a full-int8 TFLite "
+                    "flatbuffer, calibrated on representative data.")
+    parser.add_argument("model", help=".keras, .h5 or .onnx file, or a SavedModel directory")
+    parser.add_argument("--calibration", required=True, metavar="DATA",
+                        help=".npz (x[, y]), image folder, or module:function")
+    parser.add_argument("--out", metavar="FILE", help="output .tflite (default: <model>_int8.tflite)")
+    parser.add_argument("--io-dtype", choices=("int8", "uint8", "float32"), default="int8",
+                        help="dtype of the model's input and output tensors (default int8)")
+    parser.add_argument("--allow-float-fallback", action="store_true",
+                        help="write a mixed int8/float model when some operators cannot be int8")
+    parser.add_argument("--eval", metavar="DATA", help="evaluation data: report int8 vs float accuracy")
+    parser.add_argument("--max-samples", type=int, default=500, help="calibrate on at most N samples")
+    parser.add_argument("--unsafe-load", action="store_true",
+                        help="turn Keras safe mode off (runs Lambda layers' code): only for trusted files")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_preprocess_arguments(parser)
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from edgecompress.pipeline import export
+
+    if args.max_samples < 1:
+        raise EdgeCompressError(f"--max-samples must be at least 1. Received: {args.max_samples}.")
+    result = export(args.model, args.calibration, args.out, io_dtype=args.io_dtype,
+                    allow_float_fallback=args.allow_float_fallback, safe_mode=not args.unsafe_load,
+                    evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples)
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    console = _console()
+    conv, model = result.conversion, result.model
+    kind = "full int8" if model.get("is_full_int8") else "MIXED int8/float"
+    console.print(f"wrote {result.output} ({conv['bytes']:,} bytes, {kind}, "
+                  f"I/O {conv['io_dtype']}, calibrated on {conv['calibration_samples']} samples)")
+    for warning in conv["warnings"]:
+        console.print(f"warning: {warning}")
+    for op in conv["float_ops"]:
+        console.print(f"  float operator #{op['index']} {op['op']}: {op['reason']}")
+    ops = ", ".join(f"{name} x{count}" for name, count in model.get("op_histogram", {}).items())
+    console.print(f"operators: {ops}")
+    if result.evaluation:
+        ev = result.evaluation
+        console.print(_evaluation_table(ev))
+    console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
+    return 0
+
+
+def _fmt(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    if percent:
+        return f"{100 * value:.2f}%"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _evaluation_table(ev: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table(title=f"accuracy on {ev['n']} samples ({ev['runtime']})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("float top-1", _fmt(ev.get("reference_top1"), True))
+    table.add_row("int8 top-1", _fmt(ev.get("top1"), True))
+    table.add_row("drop (points)", _fmt(ev.get("drop_points")))
+    table.add_row("top-1 agreement", _fmt(ev.get("agreement"), True))
+    table.add_row("mean cosine", _fmt(ev.get("cosine_mean")))
+    return table
+
+
+def _add_demo_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="train a digits CNN, export it to full int8, evaluate and report",
+        description="Train a small CNN on scikit-learn's digits, export it to full int8 calibrated on "
+                    "calibration/digits/, evaluate float vs int8 on the held-out split, and write "
+                    "model.keras, model_int8.tflite and report.json.")
+    parser.add_argument("--out", default="build/demo", help="output directory (default build/demo)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from edgecompress.pipeline import DEMO_EPOCHS, demo
+
+    epochs = DEMO_EPOCHS if args.epochs is None else args.epochs
+    if epochs < 1:
+        raise EdgeCompressError(f"--epochs must be at least 1. Received: {epochs}.")
+    console = _console()
+    with console.status("training the digits CNN, exporting and evaluating..."):
+        report = demo(args.out, epochs=epochs, seed=args.seed)
+    if args.json:
+        _print_json(report)
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"edgecompress demo: {report['model']}")
+    table.add_column("")
+    table.add_column("float32 .tflite", justify="right")
+    table.add_column("int8 .tflite", justify="right")
+    table.add_row(f"top-1 (held-out, n={report['test_samples']})", _fmt(report["float_top1"], True),
+                  _fmt(report["int8_top1"], True))
+    table.add_row("size (bytes)", f"{report['float_bytes']:,}", f"{report['int8_bytes']:,}")
+    table.add_row("top-1 agreement with float", "", _fmt(report["agreement"], True))
+    table.add_row("full int8", "", "yes" if report["full_int8"] else "NO")
+    console.print(table)
+    console.print(f"wrote {', '.join(report['files'])} under {args.out}")
+    return 0
+
+
+_PARSERS.extend([_add_export_parser, _add_demo_parser])

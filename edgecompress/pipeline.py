@@ -1,0 +1,245 @@
+"""The one module that calls the stages in order and writes files: load -> (compress) -> convert -> validate.
+
+Every output is written atomically (``edgecompress.atomic``): an interrupted run leaves nothing at the output
+path that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from edgecompress.errors import CalibrationError
+
+DEMO_SEED = 0
+DEMO_EPOCHS = 30
+
+
+@dataclasses.dataclass
+class StageTimer:
+    """Wall time per pipeline stage, in seconds."""
+
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What ``export`` produced.
+
+    Args:
+        output: path of the written ``.tflite``.
+        source: the loaded model's description.
+        conversion: the converter's result summary.
+        model: the flatbuffer's summary (operators, tensors, full-int8 verdict).
+        evaluation: accuracy on evaluation data, when given.
+        timings: seconds per stage.
+        extra_files: other files written (e.g. microcontroller sources).
+    """
+
+    output: Path
+    source: dict[str, Any]
+    conversion: dict[str, Any]
+    model: dict[str, Any]
+    evaluation: dict[str, Any] | None
+    timings: dict[str, float]
+    extra_files: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": str(self.output), "source": self.source, "conversion": self.conversion,
+                "model": self.model, "evaluation": self.evaluation, "timings": self.timings,
+                "extra_files": self.extra_files}
+
+
+def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str = "int8",
+           allow_float_fallback: bool = False, safe_mode: bool = True, evaluation: Any = None,
+           preprocess: Mapping[str, Any] | None = None, max_samples: int = 500) -> ExportResult:
+    """Load a model, convert it to a calibrated full-int8 ``.tflite`` and write it atomically.
+
+    Args:
+        model: a ``.keras``/``.h5``/``.onnx`` file or a SavedModel directory.
+        calibration: representative data (anything ``load_data`` accepts).
+        out: output path (default: ``<model name>_int8.tflite`` in the current directory).
+        io_dtype: "int8", "uint8" or "float32" input/output tensors.
+        allow_float_fallback: write a mixed model when some operators cannot be int8.
+        safe_mode: Keras safe mode for loading (keep it on for untrusted files).
+        evaluation: optional evaluation data (with labels for top-1) to compare int8 against float.
+        preprocess: image-folder preprocessing (size, channels, scale, mean, std, channel_order).
+        max_samples: calibrate on at most this many samples.
+
+    Returns:
+        An ``ExportResult``.
+
+    Example:
+        >>> export("model.keras", "calibration/digits/digits_calibration.npz", "model_int8.tflite")  # doctest: +SKIP
+    """
+    from edgecompress.calibration import load_data
+    from edgecompress.convert import convert
+    from edgecompress.load import load_model
+    from edgecompress.tflite import read_model
+
+    timer = StageTimer()
+    model_path = Path(model)
+    out_path = Path(out) if out is not None else Path(f"{model_path.stem or 'model'}_int8.tflite")
+    with timer.stage("load"):
+        raw = None
+        if model_path.suffix.lower() == ".onnx":
+            raw = load_data(calibration, preprocess=preprocess)
+        loaded = load_model(model_path, safe_mode=safe_mode, calibration=raw)
+        calib = load_data(raw if raw is not None else calibration, input_names=loaded.input_names,
+                          input_shapes=_layout_for(loaded, raw), preprocess=preprocess)
+        calib = _to_model_layout(calib, loaded)
+    with timer.stage("convert"):
+        result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
+                         max_samples=max_samples)
+    with timer.stage("write"):
+        atomic_write_bytes(out_path, result.tflite)
+    info = read_model(result.tflite)
+    summary = info.to_dict()
+    model_summary = {k: summary[k] for k in ("size_bytes", "param_count", "total_macs", "is_full_int8",
+                                             "float_tensors", "op_histogram") if k in summary}
+    model_summary["inputs"] = [{"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
+                               for t in summary.get("inputs", [])]
+    model_summary["outputs"] = [{"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
+                                for t in summary.get("outputs", [])]
+    evaluation_summary = None
+    if evaluation is not None:
+        from edgecompress.validate import evaluate
+
+        with timer.stage("evaluate"):
+            eval_data = load_data(evaluation, input_names=loaded.input_names,
+                                  input_shapes=_layout_for(loaded, None), preprocess=preprocess,
+                                  purpose="evaluation")
+            evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
+    return ExportResult(out_path, loaded.to_dict(), result.to_dict(), model_summary, evaluation_summary,
+                        timer.seconds)
+
+
+def _layout_for(loaded: Any, raw: Any) -> list[tuple[int | None, ...]] | None:
+    return None if raw is not None else loaded.input_shapes
+
+
+def _to_model_layout(dataset: Any, loaded: Any) -> Any:
+    """ONNX models come out of onnx2tf channels-last: transpose NCHW data to NHWC when that makes it fit."""
+    if loaded.source_format != "onnx":
+        return dataset
+    fixed = {}
+    for (name, arr), shape in zip(dataset.x.items(), loaded.input_shapes, strict=False):
+        expected = tuple(shape)
+        if arr.ndim == 4 and tuple(arr.shape[1:]) != expected and (arr.shape[2], arr.shape[3], arr.shape[1]) == expected:
+            arr = arr.transpose(0, 2, 3, 1)
+            loaded.notes.append(f"calibration input '{name}' transposed from NCHW to NHWC")
+        if tuple(arr.shape[1:]) != expected:
+            raise CalibrationError(f"{dataset.source}: expected samples of shape {expected} (NHWC) or the ONNX "
+                                   f"NCHW layout for input '{name}'. Received: shape={tuple(arr.shape[1:])}.")
+        fixed[loaded.input_names[len(fixed)]] = arr
+    return type(dataset)(fixed, dataset.y, dataset.source)
+
+
+def build_demo_model(input_shape: tuple[int, ...] = (8, 8, 1), classes: int = 10) -> Any:
+    """The demo's small CNN for 8x8 digits: two convolutions, pooling and a dense classifier."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape, name="input"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+        keras.layers.MaxPooling2D(2, name="pool"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(64, activation="relu", name="dense"),
+        keras.layers.Dense(classes, activation="softmax", name="probs"),
+    ], name="digits_cnn")
+
+
+def train_demo_model(train: Any, *, epochs: int = DEMO_EPOCHS, seed: int = DEMO_SEED) -> Any:
+    """Train the demo CNN on the digits training split with fixed seeds."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_demo_model(tuple(train.first.shape[1:]))
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(train.first, train.y, epochs=epochs, batch_size=32, verbose=0, shuffle=True)
+    return model
+
+
+def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int = DEMO_SEED) -> dict[str, Any]:
+    """Train the digits CNN, export it to full int8 on the shipped calibration set, evaluate and report.
+
+    Args:
+        out: output directory for ``model.keras``, ``model_float.tflite``, ``model_int8.tflite`` and
+            ``report.json``.
+        epochs: training epochs.
+        seed: the seed for weights and shuffling.
+
+    Returns:
+        The report as a dict (also written to ``report.json``).
+
+    Example:
+        >>> report = demo("build/demo")  # doctest: +SKIP
+        >>> report["int8_top1"] >= report["float_top1"] - 0.01  # doctest: +SKIP
+        True
+    """
+    from edgecompress.calibration import digits_dataset, load_data, shipped_calibration
+    from edgecompress.convert import convert, convert_float
+    from edgecompress.tflite import read_model
+    from edgecompress.validate import evaluate
+
+    out_dir = Path(out)
+    timer = StageTimer()
+    train, test = digits_dataset()
+    calib_file = shipped_calibration("digits") / "digits_calibration.npz"
+    with timer.stage("train"):
+        model = train_demo_model(train, epochs=epochs, seed=seed)
+    calibration = load_data(calib_file, input_names=["input"], input_shapes=[(8, 8, 1)])
+    with timer.stage("convert"):
+        float_bytes = convert_float(model)
+        result = convert(model, calibration)
+    with timer.stage("evaluate"):
+        float_eval = evaluate(float_bytes, test)
+        int8_eval = evaluate(result.tflite, test, reference=model)
+        keras_top1 = float(np.mean(model.predict(test.first, verbose=0).argmax(1) == test.y))
+    info = read_model(result.tflite)
+    report = {
+        "model": "digits_cnn (sklearn digits, 8x8x1, 10 classes)",
+        "train_samples": len(train),
+        "test_samples": len(test),
+        "calibration": {"file": f"calibration/digits/{calib_file.name}", "samples": len(calibration)},
+        "epochs": epochs,
+        "seed": seed,
+        "keras_top1": keras_top1,
+        "float_top1": float_eval.top1,
+        "int8_top1": int8_eval.top1,
+        "drop_points": round(100.0 * (float_eval.top1 - int8_eval.top1), 4),
+        "agreement": int8_eval.agreement,
+        "cosine_mean": int8_eval.cosine_mean,
+        "float_bytes": len(float_bytes),
+        "int8_bytes": len(result.tflite),
+        "full_int8": info.is_full_int8,
+        "int8_io": [t.dtype for t in (info.tensors[i] for i in info.inputs + info.outputs)],
+        "operators": info.to_dict().get("op_histogram", {}),
+        "total_macs": info.total_macs,
+        "timings_s": timer.seconds,
+        "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json"],
+    }
+    with atomic_path(out_dir / "model.keras") as tmp:
+        model.save(tmp)
+    atomic_write_bytes(out_dir / "model_float.tflite", float_bytes)
+    atomic_write_bytes(out_dir / "model_int8.tflite", result.tflite)
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
