@@ -86,3 +86,16 @@ def test_sparsity_preserving_qat_keeps_zeros_in_the_int8_file(digits):
     for _, w in layer_weights(tflite):
         assert np.mean(w == 0) >= 0.75 - 1e-3
     assert np.mean(run_int8(tflite, test.first).argmax(1) == qat.predict(test.first, verbose=0).argmax(1)) >= 0.99
+
+
+def test_cluster_preserving_qat_keeps_shared_values_in_the_int8_file(digits):
+    from edgecompress.compress.cluster import cluster_weights, strip_clustering
+
+    train, test = digits
+    plain = strip_clustering(_fit(cluster_weights(_cnn(train), 16), train))
+    qat = _fit(quantize_model(plain, preserve=("clusters",)), train)
+    tflite = convert_int8(qat, train.first)
+    for op, w in layer_weights(tflite):
+        per_channel = [np.unique(w[c]).size for c in range(w.shape[0])]
+        assert max(per_channel) <= 16, op
+    assert np.mean(run_int8(tflite, test.first).argmax(1) == qat.predict(test.first, verbose=0).argmax(1)) >= 0.99
