@@ -16,7 +16,7 @@ def register_serializables() -> None:
     Example:
         >>> register_serializables()  # doctest: +SKIP
     """
-    for name in ("prune", "cluster", "qat"):
+    for name in ("prune", "cluster", "qat", "distill"):
         try:
             importlib.import_module(f"edgecompress.compress.{name}")
         except ModuleNotFoundError as exc:
