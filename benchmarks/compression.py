@@ -187,7 +187,12 @@ def main() -> None:
     from edgecompress.calibration import digits_dataset
     from edgecompress.compress.cluster import cluster_weights, strip_clustering
     from edgecompress.compress.distill import Distiller, make_student
-    from edgecompress.compress.prune import PolynomialDecay, UpdatePruningStep, prune_low_magnitude, strip_pruning
+    from edgecompress.compress.prune import (
+        PolynomialDecay,
+        UpdatePruningStep,
+        prune_low_magnitude,
+        strip_pruning,
+    )
     from edgecompress.compress.qat import quantize_model
     from edgecompress.convert import convert_float
 
