@@ -53,14 +53,7 @@ def fit(model, train, epochs, callbacks=()):
 def to_int8(model, x) -> bytes:
     from edgecompress import convert as conversion
 
-    try:
-        return conversion.convert(model, x, max_samples=300).tflite
-    except ModuleNotFoundError as exc:  # the flatbuffer reader is not on this branch yet
-        if exc.name != "edgecompress.tflite":
-            raise
-        fixed = conversion.static_batch(model)
-        names = [t.name.split(":")[0] for t in fixed.inputs]
-        return conversion._convert(fixed, {names[0]: x}, names, "int8", strict=True, max_samples=300)
+    return conversion.convert(model, x, max_samples=300).tflite
 
 
 def measure(tflite: bytes, test) -> dict:

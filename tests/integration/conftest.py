@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 
 def convert_int8(model, calibration: np.ndarray) -> bytes:
     """Full-int8 flatbuffer of ``model`` via ``edgecompress.convert`` (static batch 1, int8 I/O)."""
     from edgecompress import convert as conversion
 
-    try:
-        return conversion.convert(model, calibration, max_samples=200).tflite
-    except ModuleNotFoundError as exc:  # edgecompress.tflite (the reader) has not landed on this branch yet
-        if exc.name != "edgecompress.tflite":
-            raise
-        fixed = conversion.static_batch(model)
-        names = [t.name.split(":")[0] for t in fixed.inputs]
-        return conversion._convert(fixed, {names[0]: calibration}, names, "int8", strict=True, max_samples=200)
+    return conversion.convert(model, calibration, max_samples=200).tflite
 
 
 def operator_names(tflite: bytes) -> list[str]:
@@ -44,10 +36,3 @@ def run_int8(tflite: bytes, x: np.ndarray) -> np.ndarray:
     from edgecompress.runtimes.host import HostRunner
 
     return HostRunner(tflite).predict(x)[0]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from edgecompress.calibration import digits_dataset
-
-    return digits_dataset()
