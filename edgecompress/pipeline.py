@@ -101,9 +101,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         if model_path.suffix.lower() == ".onnx":
             raw = load_data(calibration, preprocess=preprocess)
         loaded = load_model(model_path, safe_mode=safe_mode, calibration=raw)
-        calib = load_data(raw if raw is not None else calibration, input_names=loaded.input_names,
-                          input_shapes=_layout_for(loaded, raw), preprocess=preprocess)
-        calib = _to_model_layout(calib, loaded)
+        calib = _model_data(raw if raw is not None else calibration, loaded, preprocess, "calibration")
     with timer.stage("convert"):
         result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
                          max_samples=max_samples)
@@ -122,16 +120,21 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         from edgecompress.validate import evaluate
 
         with timer.stage("evaluate"):
-            eval_data = load_data(evaluation, input_names=loaded.input_names,
-                                  input_shapes=_layout_for(loaded, None), preprocess=preprocess,
-                                  purpose="evaluation")
+            eval_data = _model_data(evaluation, loaded, preprocess, "evaluation")
             evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
     return ExportResult(out_path, loaded.to_dict(), result.to_dict(), model_summary, evaluation_summary,
                         timer.seconds)
 
 
-def _layout_for(loaded: Any, raw: Any) -> list[tuple[int | None, ...]] | None:
-    return None if raw is not None else loaded.input_shapes
+def _model_data(spec: Any, loaded: Any, preprocess: Mapping[str, Any] | None, purpose: str) -> Any:
+    """Load data for ``loaded``; ONNX models accept their own NCHW layout too (see ``_to_model_layout``)."""
+    from edgecompress.calibration import load_data
+
+    if loaded.source_format == "onnx":
+        dataset = load_data(spec, preprocess=preprocess, purpose=purpose)
+        return _to_model_layout(dataset, loaded)
+    return load_data(spec, input_names=loaded.input_names, input_shapes=loaded.input_shapes,
+                     preprocess=preprocess, purpose=purpose)
 
 
 def _to_model_layout(dataset: Any, loaded: Any) -> Any:
@@ -143,7 +146,9 @@ def _to_model_layout(dataset: Any, loaded: Any) -> Any:
         expected = tuple(shape)
         if arr.ndim == 4 and tuple(arr.shape[1:]) != expected and (arr.shape[2], arr.shape[3], arr.shape[1]) == expected:
             arr = arr.transpose(0, 2, 3, 1)
-            loaded.notes.append(f"calibration input '{name}' transposed from NCHW to NHWC")
+            note = f"input '{name}' data transposed from NCHW to NHWC"
+            if note not in loaded.notes:
+                loaded.notes.append(note)
         if tuple(arr.shape[1:]) != expected:
             raise CalibrationError(f"{dataset.source}: expected samples of shape {expected} (NHWC) or the ONNX "
                                    f"NCHW layout for input '{name}'. Received: shape={tuple(arr.shape[1:])}.")
