@@ -214,4 +214,55 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_PARSERS.extend([_add_export_parser, _add_demo_parser])
+def _add_inspect_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="list a .tflite model's operators, tensors, parameters and MACs (no TensorFlow)",
+        description="Read a TFLite flatbuffer without running it and say exactly what it is.")
+    parser.add_argument("model", help="a .tflite file")
+    parser.add_argument("--tensors", action="store_true", help="also list every tensor")
+    parser.add_argument("--json", action="store_true", help="print everything as JSON")
+    parser.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from edgecompress.tflite import read_model
+
+    info = read_model(args.model)
+    if args.json:
+        _print_json(info.to_dict())
+        return 0
+    console = _console()
+    ops = Table(title=f"{args.model}: {len(info.operators)} operators")
+    for col in ("#", "op", "v", "inputs", "outputs", "MACs"):
+        ops.add_column(col, justify="right" if col in ("#", "v", "MACs") else "left")
+    for op in info.operators:
+        ops.add_row(str(op.index), op.op, str(op.version), ",".join(map(str, op.inputs)),
+                    ",".join(map(str, op.outputs)), f"{op.macs:,}")
+    console.print(ops)
+    if args.tensors:
+        tensors = Table(title="tensors")
+        for col in ("#", "name", "shape", "dtype", "scale", "zero point", "const"):
+            tensors.add_column(col)
+        for t in info.tensors:
+            scale = f"{t.scale[0]:.3g}" + (f" (+{len(t.scale) - 1})" if len(t.scale) > 1 else "") if t.scale else "-"
+            zp = str(t.zero_point[0]) if t.zero_point else "-"
+            tensors.add_row(str(t.index), t.name[:60], str(list(t.shape)), t.dtype, scale, zp,
+                            "yes" if t.is_constant else "")
+        console.print(tensors)
+    io = ", ".join(f"{info.tensors[i].name} {list(info.tensors[i].shape)} {info.tensors[i].dtype}"
+                   for i in info.inputs + info.outputs)
+    console.print(f"I/O: {io}")
+    console.print(f"size {info.size_bytes:,} bytes, {info.param_count:,} parameters ({info.param_bytes:,} bytes), "
+                  f"{info.total_macs:,} MACs, {info.subgraph_count} subgraph(s)")
+    if info.is_full_int8:
+        console.print("full int8: yes (no float tensor, no QUANTIZE/DEQUANTIZE inside the graph)")
+    else:
+        shown = ", ".join(info.float_tensors[:5]) + (" ..." if len(info.float_tensors) > 5 else "")
+        console.print(f"full int8: NO: {len(info.float_tensors)} float tensor(s) ({shown}); "
+                      f"{info.quantize_ops_inside} QUANTIZE/DEQUANTIZE inside the graph")
+    return 0
+
+
+_PARSERS.extend([_add_export_parser, _add_demo_parser, _add_inspect_parser])

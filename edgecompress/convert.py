@@ -229,7 +229,6 @@ def float_operators(tflite: bytes, converter_message: str) -> list[dict[str, Any
     from edgecompress.tflite import read_model
 
     info = read_model(tflite)
-    graph_inputs, graph_outputs = set(info.inputs), set(info.outputs)
     result = []
     for op in info.operators:
         tensors = [t for t in op.inputs + op.outputs if t >= 0 and not info.tensors[t].is_constant]
