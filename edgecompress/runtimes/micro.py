@@ -1,0 +1,301 @@
+"""Run a model in the real TensorFlow Lite Micro interpreter (``tflite-micro`` on PyPI) on this host.
+
+The interpreter runs in a child process: TFLM aborts the whole process (a segmentation fault) when the arena is
+far too small, and its allocation report goes to the C++ stderr. The child loads, allocates and invokes the model
+with a generous arena, prints ``print_allocations()`` ("Arena allocation total N bytes") for the parent to
+parse, then bisects ``arena_size`` for the smallest arena that allocates and invokes it once more at that size. Outputs are
+compared with LiteRT (ai-edge-litert) on the same int8 inputs, as a maximum absolute difference in LSB.
+
+The host build is 64-bit: TFLM's bookkeeping structs hold pointers, so the persistent part of the arena is
+somewhat smaller on a 32-bit Cortex-M; the activation part (the planned "head") is the same.
+
+Example:
+    >>> result = run_micro("model_int8.tflite")  # doctest: +SKIP
+    >>> result.arena_bytes, result.max_abs_diff_lsb  # doctest: +SKIP
+    (3016, 0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.errors import ToolchainError
+
+_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+_TAIL = re.compile(r"Arena allocation tail (\d+) bytes")
+
+
+@dataclasses.dataclass
+class MicroResult:
+    """What the real TFLite Micro interpreter did with a model.
+
+    Args:
+        loaded / allocated / invoked: how far the interpreter got.
+        arena_bytes: the smallest ``arena_size`` that allocates (bisected), None if it never allocated.
+        recorded_bytes: the total of TFLM's own allocation report (head + tail); it leaves out the allocator's
+            objects, which also live in the arena, so it is smaller than ``arena_bytes``.
+        arena_head_bytes / arena_tail_bytes: planned activations / recorded persistent data.
+        arena_verified: an interpreter with exactly ``arena_bytes`` invoked and gave the same outputs.
+        estimate_bytes: edgecompress's own greedy-planner estimate (``targets.estimate_arena_bytes``).
+        max_abs_diff_lsb: max |TFLM - LiteRT| over all int8 outputs and samples, in quantization steps.
+        samples: how many input samples were compared.
+        error: the interpreter's message when it failed.
+    """
+
+    loaded: bool
+    allocated: bool
+    invoked: bool
+    arena_bytes: int | None = None
+    recorded_bytes: int | None = None
+    arena_head_bytes: int | None = None
+    arena_tail_bytes: int | None = None
+    arena_verified: bool = False
+    estimate_bytes: int | None = None
+    max_abs_diff_lsb: int | None = None
+    samples: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.invoked
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _tflm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tflite_micro") is not None
+
+
+def _raw_inputs(model: bytes, inputs: Any, samples: int, seed: int) -> list[list[np.ndarray]]:
+    """Samples as raw tensors (quantized with the input's scale/zero point when given float data)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model)
+    details = interp.get_input_details()
+    rng = np.random.default_rng(seed)
+    if inputs is None:
+        out = []
+        for _ in range(samples):
+            row = []
+            for d in details:
+                dtype = np.dtype(d["dtype"])
+                if np.issubdtype(dtype, np.integer):
+                    info = np.iinfo(dtype)
+                    row.append(rng.integers(info.min, info.max + 1, size=d["shape"], dtype=dtype))
+                else:
+                    row.append(rng.random(d["shape"], dtype=np.float32).astype(dtype))
+            out.append(row)
+        return out
+    per_input = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    if len(per_input) != len(details):
+        raise ToolchainError(f"expected {len(details)} input array(s) for TFLite Micro. Received: {len(per_input)}. "
+                             "Pass one (N, ...) array per model input.")
+    n = min(len(np.asarray(a)) for a in per_input)
+    out = []
+    for s in range(min(n, samples)):
+        row = []
+        for d, arr in zip(details, per_input, strict=True):
+            x = np.asarray(arr[s]).reshape(d["shape"])
+            dtype = np.dtype(d["dtype"])
+            if np.issubdtype(dtype, np.integer) and not np.issubdtype(x.dtype, np.integer):
+                scale, zero = d["quantization"]
+                info = np.iinfo(dtype)
+                x = np.clip(np.round(x / scale) + zero, info.min, info.max)
+            row.append(x.astype(dtype))
+        out.append(row)
+    return out
+
+
+def _litert_outputs(model: bytes, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model)
+    interp.allocate_tensors()
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    results = []
+    for row in samples:
+        for d, x in zip(ins, row, strict=True):
+            interp.set_tensor(d["index"], x)
+        interp.invoke()
+        results.append([interp.get_tensor(d["index"]).copy() for d in outs])
+    return results
+
+
+def _child(model_path: Path, samples_path: Path, out_path: Path, arena: int, n_outputs: int,
+           timeout: float) -> tuple[dict, str]:
+    cmd = [sys.executable, "-m", "edgecompress.runtimes.micro", str(model_path), str(samples_path),
+           str(out_path), str(arena), str(n_outputs)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"stage": "timeout", "error": f"TFLite Micro did not finish within {timeout:.0f} s"}, ""
+    if out_path.exists():
+        status = json.loads(out_path.read_text())
+    else:
+        status = {"stage": "crashed", "error": f"TFLite Micro crashed (exit code {proc.returncode})"}
+    if proc.returncode != 0 and "error" not in status:
+        status["error"] = f"TFLite Micro exited with code {proc.returncode}"
+    return status, proc.stderr
+
+
+def run_micro(model: bytes | str | os.PathLike[str], inputs: Any = None, *, samples: int = 4, seed: int = 0,
+              model_info: Any = None, timeout: float = 120.0) -> MicroResult:
+    """Load, allocate and invoke a model in the real TFLite Micro interpreter; measure its arena; compare with LiteRT.
+
+    Args:
+        model: flatbuffer bytes or a ``.tflite`` path.
+        inputs: calibration samples, one ``(N, ...)`` array per model input (float data is quantized with the
+            input's scale); None draws seeded random int8 inputs.
+        samples: how many samples to run (at most N).
+        seed: seed for random inputs.
+        model_info: a ``ModelInfo`` for the planner estimate (read from ``model`` when omitted, if the reader exists).
+        timeout: seconds per interpreter process.
+
+    Returns:
+        A ``MicroResult``.
+
+    Example:
+        >>> run_micro(Path("m.tflite").read_bytes()).invoked  # doctest: +SKIP
+        True
+    """
+    if not _tflm_available():
+        raise ToolchainError("TFLite Micro is not installed: expected the tflite-micro package. "
+                             "Install it with `pip install edgecompress[micro]`.")
+    data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    result = MicroResult(loaded=False, allocated=False, invoked=False)
+    if model_info is not None:
+        from edgecompress.targets import estimate_arena_bytes
+
+        result.estimate_bytes = estimate_arena_bytes(model_info)["total"]
+    try:
+        raw = _raw_inputs(data, inputs, samples, seed)
+    except ValueError as exc:
+        result.error = f"LiteRT could not read the model: {exc}"
+        return result
+    result.samples = len(raw)
+    reference = _litert_outputs(data, raw)
+    n_outputs = len(reference[0]) if reference else 0
+    with tempfile.TemporaryDirectory(prefix="edgecompress-tflm-") as tmp:
+        model_path, samples_path = Path(tmp) / "model.tflite", Path(tmp) / "inputs.npz"
+        model_path.write_bytes(data)
+        np.savez(samples_path, **{f"s{s}_i{i}": x for s, row in enumerate(raw) for i, x in enumerate(row)})
+        generous = max(len(data) * 10, 1 << 20)
+        status, stderr = _child(model_path, samples_path, Path(tmp) / "first.json", generous, n_outputs, timeout)
+        _apply(result, status)
+        if not result.invoked:
+            return result
+        total = _TOTAL.findall(stderr)
+        if total:
+            result.recorded_bytes = int(total[-1])
+            result.arena_head_bytes = int(_HEAD.findall(stderr)[-1])
+            result.arena_tail_bytes = int(_TAIL.findall(stderr)[-1])
+        result.arena_bytes = status.get("exact_arena")
+        result.arena_verified = bool(status.get("exact_invoked"))
+        with np.load(Path(tmp) / "outputs.npz") as outputs:
+            micro = [[outputs[f"s{s}_o{o}"] for o in range(n_outputs)] for s in range(len(raw))]
+    diffs = [int(np.max(np.abs(m.astype(np.int64) - r.astype(np.int64)))) if m.size else 0
+             for mrow, rrow in zip(micro, reference, strict=True) for m, r in zip(mrow, rrow, strict=True)
+             if np.issubdtype(r.dtype, np.integer)]
+    result.max_abs_diff_lsb = max(diffs) if diffs else None
+    return result
+
+
+def _apply(result: MicroResult, status: dict[str, Any]) -> None:
+    stage = status.get("stage")
+    result.loaded = stage in ("allocated", "invoked") or stage == "invoke_failed"
+    result.allocated = stage in ("allocated", "invoked", "invoke_failed")
+    result.invoked = stage == "invoked"
+    result.error = status.get("error")
+
+
+def _allocates(runtime: Any, model: bytes, arena: int) -> Any | None:
+    try:
+        return runtime.Interpreter.from_bytes(model, arena_size=arena)
+    except (RuntimeError, ValueError):
+        return None
+
+
+def _worker(model_path: str, samples_path: str, out_path: str, arena: str, n_outputs: str) -> int:
+    """Child process: run TFLM, find the smallest arena that allocates, write a status JSON and the outputs.
+
+    The allocation report (``print_allocations``) goes to this process's stderr for the parent to parse. The
+    recorded total leaves out the allocator's own objects, which TFLM also places in the arena, so the exact
+    requirement is found by bisecting ``arena_size`` between the recorded total and the generous size.
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    status: dict[str, Any] = {"stage": "start"}
+    model = Path(model_path).read_bytes()
+
+    def finish() -> int:
+        Path(out_path).write_text(json.dumps(status))
+        return 0
+
+    try:
+        interp = runtime.Interpreter.from_bytes(model, arena_size=int(arena))
+    except (RuntimeError, ValueError) as exc:
+        status.update(stage="allocate_failed", error=f"TFLite Micro could not load/allocate the model: {exc}")
+        return finish()
+    status["stage"] = "allocated"
+    samples = np.load(samples_path)
+    keys = [k.split("_") for k in samples.files]
+    n, n_inputs = len({k[0] for k in keys}), len({k[1] for k in keys})
+
+    def run(it: Any) -> dict[str, np.ndarray]:
+        outputs = {}
+        for s in range(n):
+            for i in range(n_inputs):
+                it.set_input(samples[f"s{s}_i{i}"], i)
+            it.invoke()
+            for o in range(int(n_outputs)):
+                outputs[f"s{s}_o{o}"] = np.array(it.get_output(o))
+            it.reset()
+        return outputs
+
+    try:
+        outputs = run(interp)
+    except (RuntimeError, ValueError) as exc:
+        status.update(stage="invoke_failed", error=f"TFLite Micro failed to invoke the model: {exc}")
+        return finish()
+    np.savez(Path(out_path).parent / "outputs.npz", **outputs)
+    status["stage"] = "invoked"
+    sys.stderr.flush()
+    interp.print_allocations()
+    sys.stderr.flush()
+    Path(out_path).write_text(json.dumps(status))
+    low, high = 512, int(arena)  # below a few hundred bytes TFLM crashes instead of failing
+    if _allocates(runtime, model, low) is not None:
+        high = low
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _allocates(runtime, model, mid) is not None:
+            high = mid
+        else:
+            low = mid
+    status["exact_arena"] = high
+    try:
+        exact = runtime.Interpreter.from_bytes(model, arena_size=high)
+        same = run(exact)
+        status["exact_invoked"] = all(np.array_equal(same[k], outputs[k]) for k in outputs)
+    except (RuntimeError, ValueError) as exc:
+        status["exact_invoked"] = False
+        status["exact_error"] = str(exc)
+    return finish()
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(*sys.argv[1:6]))
