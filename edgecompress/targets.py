@@ -21,9 +21,12 @@ import copy
 import dataclasses
 import json
 import math
+import os
+import re
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import ProfileError
@@ -1043,3 +1046,171 @@ def memory_verdict(model_info: Any, profile: Profile, *, arena_bytes: int | None
     out["verdict"] = verdict
     out["exceeded"] = exceeded
     return out
+
+
+# --------------------------------------------------------------------------------------------------- real tools
+
+def _apply_vela(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
+    from edgecompress.runtimes.vela import DEFAULT_MEMORY_MODE, DEFAULT_SYSTEM_CONFIG, run_vela
+
+    options = profile.data.get("tool_options", {})
+    result = run_vela(data, accelerator_config=profile.params.get("accelerator_config", "ethos-u55-256"),
+                      system_config=options.get("system_config", DEFAULT_SYSTEM_CONFIG),
+                      memory_mode=options.get("memory_mode", DEFAULT_MEMORY_MODE))
+    cpu = _cpu_table(profile)
+    disagreements = []
+    for verdict in report.operators:
+        placed = result.placements.get(verdict.index)
+        if placed is None:
+            continue
+        rules_on_npu = verdict.placement == "accelerator"
+        if (placed == "npu") != rules_on_npu:
+            disagreements.append({"index": verdict.index, "op": verdict.op, "rules": verdict.placement,
+                                  "vela": placed, "rules_reason": verdict.reason})
+        if placed == "npu":
+            verdict.placement, verdict.reason, verdict.sources = "accelerator", "", ["vela"]
+            continue
+        ok, why_not = _cpu_verdict(_Ctx(model_info, model_info.operators[verdict.index], profile.params), cpu)
+        reason = "Vela placed it on the CPU: " + result.reasons.get(verdict.index, verdict.reason or "no reason printed")
+        verdict.placement = "cpu" if ok else "unsupported"
+        verdict.reason = reason if ok else f"{reason}; CPU fallback impossible: {why_not}"
+        verdict.sources = ["vela"]
+    report.tool["vela"] = result.to_dict()
+    report.tool["rules_disagreements"] = disagreements
+    mem = report.memory
+    mem["vela_sram_bytes"], mem["vela_flash_bytes"] = result.sram_bytes, result.flash_bytes
+    for key, limit in (("vela_sram_bytes", "ram_budget_bytes"), ("vela_flash_bytes", "flash_budget_bytes")):
+        if mem.get(key) is not None and mem.get(limit) is not None and mem[key] > mem[limit]:
+            mem["exceeded"].append({"limit": limit.split("_")[0], "what": f"Vela {key.split('_')[1]} use",
+                                    "value": mem[key], "limit_bytes": mem[limit], "by": mem[key] - mem[limit]})
+            mem["verdict"] = "exceeds"
+    report.answered_by = "vela"
+
+
+_TFLM_NODE = re.compile(r"Node (\w+) \(number (\d+)\) failed to (?:prepare|invoke)")
+_TFLM_MISSING = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
+
+
+def _apply_tflm(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
+    from edgecompress.runtimes.micro import run_micro
+
+    result = run_micro(data, inputs, model_info=model_info)
+    report.tool["tflm"] = result.to_dict()
+    report.answered_by = "tflm"
+    if result.invoked:
+        fresh = memory_verdict(model_info, profile, arena_bytes=result.arena_bytes)
+        fresh["arena_estimate_bytes"] = report.memory.get("arena_estimate_bytes")
+        report.memory = fresh
+        for verdict in report.operators:
+            if verdict.placement == "unsupported":
+                verdict.placement, verdict.reason = "cpu", verdict.reason + "; but TFLite Micro ran it"
+        return
+    failed = {int(i) for _, i in _TFLM_NODE.findall(result.error or "")}
+    missing = set(_TFLM_MISSING.findall(result.error or ""))
+    for verdict in report.operators:
+        if verdict.index in failed or verdict.op in missing:
+            verdict.placement, verdict.reason = "unsupported", f"TFLite Micro: {result.error}"
+    if not any(v.placement == "unsupported" for v in report.operators):
+        report.model_errors.append(f"TFLite Micro could not run the model: {result.error}")
+        for verdict in report.operators:
+            verdict.placement = "unsupported"
+            verdict.reason = verdict.reason or f"TFLite Micro: {result.error}"
+
+
+def _apply_edgetpu(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
+    from edgecompress.runtimes.edgetpu import run_edgetpu_compiler
+
+    result = run_edgetpu_compiler(data)
+    if result is None:
+        report.warnings.append("edgetpu_compiler is not on PATH (it exists only for x86-64 Debian-based Linux): "
+                               "the profile's rules answered")
+        return
+    for verdict, (mapped, status) in zip(report.operators, result.placements([v.op for v in report.operators]),
+                                         strict=True):
+        verdict.placement = "accelerator" if mapped else "cpu"
+        verdict.reason = "" if mapped else f"edgetpu_compiler: {status}"
+        verdict.sources = ["edgetpu_compiler"]
+    report.tool["edgetpu_compiler"] = result.to_dict()
+    if result.off_chip_bytes is not None:
+        report.memory["spill_bytes"] = result.off_chip_bytes
+        report.memory["cached_bytes"] = result.on_chip_used_bytes
+        report.memory["verdict"] = "spills" if result.off_chip_bytes else "fits"
+    report.answered_by = "edgetpu_compiler"
+
+
+TOOLS: dict[str, Callable[[CheckReport, bytes, Any, Profile, Any], None]] = {
+    "vela": _apply_vela,
+    "tflm": _apply_tflm,
+    "edgetpu_compiler": _apply_edgetpu,
+}
+
+
+def check_model(source: str | os.PathLike[str] | bytes, profile: Profile, *, use_tools: bool = True,
+                inputs: Any = None) -> CheckReport:
+    """Check a ``.tflite`` against a profile, letting the profile's real tool answer when it is available.
+
+    A file that is not a valid TFLite model gets an ``unsupported`` report naming the problem (no traceback).
+
+    Args:
+        source: a ``.tflite`` path or the flatbuffer bytes.
+        profile: a ``Profile``.
+        use_tools: run the profile's ``tool`` (Vela, TFLite Micro, edgetpu_compiler) when installed.
+        inputs: samples for TFLite Micro's agreement check (one ``(N, ...)`` array per input).
+
+    Returns:
+        The ``CheckReport``; ``answered_by`` says whether the rules or a real tool decided.
+
+    Example:
+        >>> check_model("m.tflite", load_profile("ethos-u55")).answered_by  # doctest: +SKIP
+        'vela'
+    """
+    from edgecompress.errors import InvalidModelError
+    from edgecompress.tflite import read_model
+
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError as exc:
+        raise InvalidModelError(f"{source}: expected a readable .tflite file. Received: {exc.strerror}. "
+                                "Check the path.") from exc
+    try:
+        info = read_model(data)
+    except InvalidModelError as exc:
+        return CheckReport(target=profile.name, verdict="unsupported", operators=[], partitions=0,
+                           memory={"verdict": "unknown", "exceeded": []}, params=dict(profile.params),
+                           status=profile.status, model_errors=[str(exc)])
+    report = check(info, profile)
+    runner = TOOLS.get(profile.tool or "")
+    if use_tools and runner is not None and not report.model_errors:
+        from edgecompress.errors import ToolchainError
+
+        try:
+            runner(report, data, info, profile, inputs)
+        except ToolchainError as exc:
+            report.warnings.append(f"{profile.tool} could not answer ({exc}); the profile's rules answered")
+        finish_verdict(report)
+    return report
+
+
+def micro_resolver_names(ops: list[str]) -> list[str]:
+    """``MicroMutableOpResolver`` method names (``AddConv2D`` ...) for TFLite operator names, from the TFLM table.
+
+    Args:
+        ops: TFLite builtin names (or ``ethos-u`` for the Vela custom operator).
+
+    Returns:
+        The resolver method names in the same order.
+
+    Example:
+        >>> micro_resolver_names(["CONV_2D", "SOFTMAX"])
+        ['AddConv2D', 'AddSoftmax']
+    """
+    table = _resolved("_tflite-micro").get("operators", {})
+    custom = {"ethos-u": "AddEthosU"}
+    names = []
+    for op in ops:
+        adder = custom.get(op) or table.get(op, {}).get("resolver")
+        if adder is None:
+            raise ProfileError(f"expected operators TFLite Micro can register. Received: {op}, which has no "
+                               "MicroMutableOpResolver entry. Replace that layer or pick a non-microcontroller target.")
+        names.append(adder)
+    return names
