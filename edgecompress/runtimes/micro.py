@@ -2,8 +2,9 @@
 
 The interpreter runs in a child process: TFLM aborts the whole process (a segmentation fault) when the arena is
 far too small, and its allocation report goes to the C++ stderr. The child loads, allocates and invokes the model
-with a generous arena, prints ``print_allocations()`` ("Arena allocation total N bytes") for the parent to
-parse, then bisects ``arena_size`` for the smallest arena that allocates and invokes it once more at that size. Outputs are
+with a generous arena and captures ``print_allocations()`` ("Arena allocation total N bytes"); the exact arena
+is then bisected over allocation success (in a child that survives crashes by recording its progress) and the
+model is invoked once more at exactly that size. Outputs are
 compared with LiteRT (ai-edge-litert) on the same int8 inputs, as a maximum absolute difference in LSB.
 
 The host build is 64-bit: TFLM's bookkeeping structs hold pointers, so the persistent part of the arena is
@@ -135,34 +136,57 @@ def _litert_outputs(model: bytes, samples: list[list[np.ndarray]]) -> list[list[
     return results
 
 
-def _child(model_path: Path, samples_path: Path, out_path: Path, arena: int, n_outputs: int,
-           timeout: float) -> tuple[dict, str]:
-    cmd = [sys.executable, "-m", "edgecompress.runtimes.micro", str(model_path), str(samples_path),
-           str(out_path), str(arena), str(n_outputs)]
+def _child(args: list[str], timeout: float) -> subprocess.CompletedProcess | None:
+    cmd = [sys.executable, "-m", "edgecompress.runtimes.micro", *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return {"stage": "timeout", "error": f"TFLite Micro did not finish within {timeout:.0f} s"}, ""
-    if out_path.exists():
-        status = json.loads(out_path.read_text())
-    else:
-        status = {"stage": "crashed", "error": f"TFLite Micro crashed (exit code {proc.returncode})"}
-    if proc.returncode != 0 and "error" not in status:
-        status["error"] = f"TFLite Micro exited with code {proc.returncode}"
-    return status, proc.stderr
+        return None
+
+
+def _run_child(model_path: Path, samples_path: Path, status_path: Path, arena: int, n_outputs: int,
+               timeout: float) -> dict[str, Any]:
+    """One interpreter run in a child: load, allocate, invoke every sample, save outputs, report allocations."""
+    proc = _child(["run", str(model_path), str(samples_path), str(status_path), str(arena), str(n_outputs)], timeout)
+    if proc is None:
+        return {"stage": "timeout", "error": f"TFLite Micro did not finish within {timeout:.0f} s"}
+    status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    if status.get("stage") not in ("invoked", "allocate_failed", "invoke_failed"):
+        status.update(stage="crashed", error=f"TFLite Micro crashed (exit code {proc.returncode})")
+    detail = [line.strip() for line in proc.stderr.splitlines()
+              if line.startswith(("Node ", "Didn't find op", "Failed to get registration"))]
+    if status.get("error") and detail:
+        status["error"] += " (" + "; ".join(dict.fromkeys(detail[:3])) + ")"
+    return status
+
+
+def _bisect_arena(model_path: Path, low: int, high: int, workdir: Path, timeout: float) -> int:
+    """Smallest arena in (low, high] that allocates. Probes run in a child that records its progress; a probe
+    that crashes the child (TFLM sometimes dereferences a failed allocation) counts as "does not allocate"."""
+    progress = workdir / "bisect.json"
+    for _ in range(64):
+        if high - low <= 1:
+            break
+        progress.write_text(json.dumps({"low": low, "high": high, "probing": None}))
+        _child(["bisect", str(model_path), str(progress)], timeout)
+        state = json.loads(progress.read_text())
+        low, high = state["low"], state["high"]
+        if state.get("probing") is not None:
+            low = max(low, int(state["probing"]))
+    return high
 
 
 def run_micro(model: bytes | str | os.PathLike[str], inputs: Any = None, *, samples: int = 4, seed: int = 0,
               model_info: Any = None, timeout: float = 120.0) -> MicroResult:
-    """Load, allocate and invoke a model in the real TFLite Micro interpreter; measure its arena; compare with LiteRT.
+    """Load, allocate and invoke a model in the real TFLite Micro interpreter; find its exact arena; compare with LiteRT.
 
     Args:
         model: flatbuffer bytes or a ``.tflite`` path.
         inputs: calibration samples, one ``(N, ...)`` array per model input (float data is quantized with the
-            input's scale); None draws seeded random int8 inputs.
+            input's scale); None draws seeded random inputs.
         samples: how many samples to run (at most N).
         seed: seed for random inputs.
-        model_info: a ``ModelInfo`` for the planner estimate (read from ``model`` when omitted, if the reader exists).
+        model_info: a ``ModelInfo`` for edgecompress's own arena estimate (skipped when None).
         timeout: seconds per interpreter process.
 
     Returns:
@@ -183,34 +207,36 @@ def run_micro(model: bytes | str | os.PathLike[str], inputs: Any = None, *, samp
         result.estimate_bytes = estimate_arena_bytes(model_info)["total"]
     try:
         raw = _raw_inputs(data, inputs, samples, seed)
-    except ValueError as exc:
-        result.error = f"LiteRT could not read the model: {exc}"
+        reference = _litert_outputs(data, raw)
+    except (ValueError, RuntimeError) as exc:
+        result.error = f"LiteRT could not run the model: {exc}"
         return result
     result.samples = len(raw)
-    reference = _litert_outputs(data, raw)
     n_outputs = len(reference[0]) if reference else 0
     with tempfile.TemporaryDirectory(prefix="edgecompress-tflm-") as tmp:
-        model_path, samples_path = Path(tmp) / "model.tflite", Path(tmp) / "inputs.npz"
+        work = Path(tmp)
+        model_path, samples_path = work / "model.tflite", work / "inputs.npz"
         model_path.write_bytes(data)
         np.savez(samples_path, **{f"s{s}_i{i}": x for s, row in enumerate(raw) for i, x in enumerate(row)})
         generous = max(len(data) * 10, 1 << 20)
-        status, stderr = _child(model_path, samples_path, Path(tmp) / "first.json", generous, n_outputs, timeout)
+        status = _run_child(model_path, samples_path, work / "first.json", generous, n_outputs, timeout)
         _apply(result, status)
-        detail = [line.strip() for line in stderr.splitlines()
-                  if line.startswith(("Node ", "Didn't find op", "Failed to get registration"))]
-        if result.error and detail:
-            result.error += " (" + "; ".join(detail[:3]) + ")"
         if not result.invoked:
             return result
-        total = _TOTAL.findall(stderr)
-        if total:
-            result.recorded_bytes = int(total[-1])
-            result.arena_head_bytes = int(_HEAD.findall(stderr)[-1])
-            result.arena_tail_bytes = int(_TAIL.findall(stderr)[-1])
-        result.arena_bytes = status.get("exact_arena")
-        result.arena_verified = bool(status.get("exact_invoked"))
-        with np.load(Path(tmp) / "outputs.npz") as outputs:
-            micro = [[outputs[f"s{s}_o{o}"] for o in range(n_outputs)] for s in range(len(raw))]
+        report = status.get("allocations", "")
+        if _TOTAL.search(report):
+            result.recorded_bytes = int(_TOTAL.findall(report)[-1])
+            result.arena_head_bytes = int(_HEAD.findall(report)[-1])
+            result.arena_tail_bytes = int(_TAIL.findall(report)[-1])
+        with np.load(work / "outputs.npz") as saved:
+            micro = [[saved[f"s{s}_o{o}"] for o in range(n_outputs)] for s in range(len(raw))]
+        # The recorded total leaves out the allocator's own objects, so it never suffices: a safe lower bound.
+        result.arena_bytes = _bisect_arena(model_path, (result.recorded_bytes or 512) - 1, generous, work, timeout)
+        exact = _run_child(model_path, samples_path, work / "exact.json", result.arena_bytes, n_outputs, timeout)
+        if exact.get("stage") == "invoked":
+            with np.load(work / "outputs.npz") as again:
+                result.arena_verified = all(np.array_equal(again[f"s{s}_o{o}"], micro[s][o])
+                                            for s in range(len(raw)) for o in range(n_outputs))
     diffs = [int(np.max(np.abs(m.astype(np.int64) - r.astype(np.int64)))) if m.size else 0
              for mrow, rrow in zip(micro, reference, strict=True) for m, r in zip(mrow, rrow, strict=True)
              if np.issubdtype(r.dtype, np.integer)]
@@ -220,89 +246,76 @@ def run_micro(model: bytes | str | os.PathLike[str], inputs: Any = None, *, samp
 
 def _apply(result: MicroResult, status: dict[str, Any]) -> None:
     stage = status.get("stage")
-    result.loaded = stage in ("allocated", "invoked") or stage == "invoke_failed"
-    result.allocated = stage in ("allocated", "invoked", "invoke_failed")
+    result.loaded = stage in ("invoked", "invoke_failed")
+    result.allocated = stage in ("invoked", "invoke_failed")
     result.invoked = stage == "invoked"
     result.error = status.get("error")
 
 
-def _allocates(runtime: Any, model: bytes, arena: int) -> Any | None:
-    try:
-        return runtime.Interpreter.from_bytes(model, arena_size=arena)
-    except (RuntimeError, ValueError):
-        return None
+def _allocation_report(interp: Any) -> str:
+    """Capture what ``print_allocations()`` writes to the C++ stderr (file descriptor 2)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            interp.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return sink.read().decode("utf-8", "replace")
 
 
-def _worker(model_path: str, samples_path: str, out_path: str, arena: str, n_outputs: str) -> int:
-    """Child process: run TFLM, find the smallest arena that allocates, write a status JSON and the outputs.
-
-    The allocation report (``print_allocations``) goes to this process's stderr for the parent to parse. The
-    recorded total leaves out the allocator's own objects, which TFLM also places in the arena, so the exact
-    requirement is found by bisecting ``arena_size`` between the recorded total and the generous size.
-    """
+def _worker_run(model_path: str, samples_path: str, status_path: str, arena: str, n_outputs: str) -> int:
     from tflite_micro.python.tflite_micro import runtime
 
     status: dict[str, Any] = {"stage": "start"}
-    model = Path(model_path).read_bytes()
-
-    def finish() -> int:
-        Path(out_path).write_text(json.dumps(status))
-        return 0
-
     try:
-        interp = runtime.Interpreter.from_bytes(model, arena_size=int(arena))
+        interp = runtime.Interpreter.from_bytes(Path(model_path).read_bytes(), arena_size=int(arena))
     except (RuntimeError, ValueError) as exc:
         status.update(stage="allocate_failed", error=f"TFLite Micro could not load/allocate the model: {exc}")
-        return finish()
-    status["stage"] = "allocated"
+        Path(status_path).write_text(json.dumps(status))
+        return 0
     samples = np.load(samples_path)
     keys = [k.split("_") for k in samples.files]
     n, n_inputs = len({k[0] for k in keys}), len({k[1] for k in keys})
-
-    def run(it: Any) -> dict[str, np.ndarray]:
-        outputs = {}
+    outputs = {}
+    try:
         for s in range(n):
             for i in range(n_inputs):
-                it.set_input(samples[f"s{s}_i{i}"], i)
-            it.invoke()
+                interp.set_input(samples[f"s{s}_i{i}"], i)
+            interp.invoke()
             for o in range(int(n_outputs)):
-                outputs[f"s{s}_o{o}"] = np.array(it.get_output(o))
-            it.reset()
-        return outputs
-
-    try:
-        outputs = run(interp)
+                outputs[f"s{s}_o{o}"] = np.array(interp.get_output(o))
+            interp.reset()
     except (RuntimeError, ValueError) as exc:
         status.update(stage="invoke_failed", error=f"TFLite Micro failed to invoke the model: {exc}")
-        return finish()
-    np.savez(Path(out_path).parent / "outputs.npz", **outputs)
-    status["stage"] = "invoked"
-    sys.stderr.flush()
-    interp.print_allocations()
-    sys.stderr.flush()
-    Path(out_path).write_text(json.dumps(status))
-    low, high = 512, int(arena)  # below a few hundred bytes TFLM crashes instead of failing
-    if _allocates(runtime, model, low) is not None:
-        high = low
-    while high - low > 1:
-        mid = (low + high) // 2
-        if _allocates(runtime, model, mid) is not None:
-            high = mid
-        else:
-            low = mid
-    status["exact_arena"] = high
-    try:
-        exact = runtime.Interpreter.from_bytes(model, arena_size=high)
-        same = run(exact)
-        status["exact_invoked"] = all(np.array_equal(same[k], outputs[k]) for k in outputs)
-    except (RuntimeError, ValueError) as exc:
-        status["exact_invoked"] = False
-        status["exact_error"] = str(exc)
-    return finish()
+        Path(status_path).write_text(json.dumps(status))
+        return 0
+    np.savez(Path(status_path).parent / "outputs.npz", **outputs)
+    status.update(stage="invoked", allocations=_allocation_report(interp))
+    Path(status_path).write_text(json.dumps(status))
+    return 0
 
 
-if __name__ == "__main__":
-    sys.exit(_worker(*sys.argv[1:6]))
+def _worker_bisect(model_path: str, progress_path: str) -> int:
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = Path(model_path).read_bytes()
+    state = json.loads(Path(progress_path).read_text())
+    while state["high"] - state["low"] > 1:
+        mid = (state["low"] + state["high"]) // 2
+        state["probing"] = mid
+        Path(progress_path).write_text(json.dumps(state))
+        try:
+            runtime.Interpreter.from_bytes(model, arena_size=mid)
+            state["high"] = mid
+        except (RuntimeError, ValueError):
+            state["low"] = mid
+        state["probing"] = None
+        Path(progress_path).write_text(json.dumps(state))
+    return 0
 
 
 def write_micro_artifacts(tflite_bytes: bytes, out_dir: str | os.PathLike[str], model_info: Any,
@@ -365,3 +378,8 @@ def write_micro_artifacts(tflite_bytes: bytes, out_dir: str | os.PathLike[str], 
     for key, text in (("model_h", header), ("model_cc", source), ("resolver", resolver), ("arena", arena_h)):
         atomic_write_text(paths[key], text)
     return paths
+
+
+if __name__ == "__main__":
+    _MODES = {"run": _worker_run, "bisect": _worker_bisect}
+    sys.exit(_MODES[sys.argv[1]](*sys.argv[2:]))
