@@ -1,0 +1,479 @@
+"""Read a TFLite (LiteRT) flatbuffer without running it: operators, tensors, quantization, sizes, MACs.
+
+Parsing uses the ``tflite`` package's generated schema classes on the ``flatbuffers`` runtime; TensorFlow is
+never imported, so ``inspect`` and ``check`` start fast. Files come from users and the internet, so every
+read is bounded: a vector may not declare more elements than the file has bytes, every tensor, buffer and
+operator-code index is range-checked, and any malformed structure becomes ``InvalidModelError`` ("not a valid
+TFLite model: ...") rather than another exception, a hang or an unbounded allocation.
+
+MAC convention (multiply-accumulates, batch included): CONV_2D ``out_elems * kh * kw * in_ch_per_group``;
+DEPTHWISE_CONV_2D ``out_elems * kh * kw``; FULLY_CONNECTED ``out_elems * in_features``; TRANSPOSE_CONV
+``in_elems * kh * kw * out_ch``; CONV_3D ``out_elems * kd * kh * kw * in_ch``; BATCH_MATMUL ``out_elems * K``;
+element-wise arithmetic ``out_elems``; pooling ``out_elems * fh * fw``; reductions ``in_elems``; others 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import struct
+from collections import Counter
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.errors import InvalidModelError
+
+MAX_FILE_BYTES = 2 << 30
+MAX_ELEMENTS = 2**31
+FLOAT_DTYPES = ("float32", "float16", "float64")
+_NUMPY_DTYPES = {
+    "float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8, "uint8": np.uint8,
+    "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32, "int64": np.int64,
+    "uint64": np.uint64, "bool": np.bool_,
+}
+_ITEMSIZE = {"int4": 0.5, "string": 1, "resource": 0, "variant": 0, "complex64": 8, "complex128": 16}
+_ELEMENTWISE = {"ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "POW", "FLOOR_DIV",
+                "FLOOR_MOD", "ADD_N", "PRELU", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH"}
+_REDUCTIONS = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"}
+_BIAS_OPERAND = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3, "CONV_3D": 2}
+
+
+def _schema():
+    import tflite
+
+    return tflite
+
+
+@dataclasses.dataclass
+class TensorInfo:
+    """One tensor of the main subgraph."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]
+    dtype: str
+    scale: list[float]
+    zero_point: list[int]
+    quantized_dimension: int
+    is_constant: bool
+    nbytes: int
+    is_variable: bool
+    buffer: int = 0
+
+    @property
+    def elements(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "scale": self.scale, "zero_point": self.zero_point,
+                "quantized_dimension": self.quantized_dimension, "is_constant": self.is_constant,
+                "nbytes": self.nbytes}
+
+
+@dataclasses.dataclass
+class OperatorInfo:
+    """One operator of the main subgraph, in execution order."""
+
+    index: int
+    op: str
+    custom: bool
+    version: int
+    inputs: list[int]
+    outputs: list[int]
+    options: dict[str, Any]
+    macs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "op": self.op, "version": self.version, "inputs": self.inputs,
+                "outputs": self.outputs, "macs": self.macs, "options": self.options}
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    """A parsed TFLite model (its first subgraph: the one that runs)."""
+
+    path: str | None
+    size_bytes: int
+    schema_version: int
+    description: str
+    subgraph_count: int
+    tensors: list[TensorInfo]
+    operators: list[OperatorInfo]
+    inputs: list[int]
+    outputs: list[int]
+    _data: bytes = dataclasses.field(repr=False, default=b"")
+    _buffers: list[tuple[int, int]] = dataclasses.field(repr=False, default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path or "<bytes>"
+
+    @cached_property
+    def param_count(self) -> int:
+        """Elements of weight and bias constants (shape and axis operands are not parameters)."""
+        biases = {op.inputs[_BIAS_OPERAND[op.op]] for op in self.operators
+                  if op.op in _BIAS_OPERAND and len(op.inputs) > _BIAS_OPERAND[op.op]}
+        return sum(t.elements for t in self.tensors if t.is_constant
+                   and (t.dtype not in ("int32", "int64") or t.index in biases))
+
+    @cached_property
+    def param_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors if t.is_constant)
+
+    @cached_property
+    def total_macs(self) -> int:
+        return sum(op.macs for op in self.operators)
+
+    @cached_property
+    def float_tensors(self) -> list[str]:
+        """Every float tensor in the graph (activations and constants)."""
+        return [t.name for t in self.tensors if t.dtype in FLOAT_DTYPES]
+
+    @cached_property
+    def quantize_ops_inside(self) -> int:
+        """QUANTIZE/DEQUANTIZE operators that are not at the graph's edges (a sign of a half-quantized model)."""
+        edges = set(self.inputs) | set(self.outputs)
+        return sum(1 for op in self.operators if op.op in ("QUANTIZE", "DEQUANTIZE")
+                   and not (set(op.inputs) | set(op.outputs)) & edges)
+
+    @property
+    def is_full_int8(self) -> bool:
+        """True when no tensor is float and no QUANTIZE/DEQUANTIZE sits inside the graph."""
+        return not self.float_tensors and self.quantize_ops_inside == 0 and bool(self.operators)
+
+    def op_histogram(self) -> dict[str, int]:
+        return dict(Counter(op.op for op in self.operators).most_common())
+
+    def constant(self, tensor_index: int) -> np.ndarray | None:
+        """The constant data of a tensor, shaped, or None when the tensor has no data in the file.
+
+        Example:
+            >>> weights = read_model("model_int8.tflite").constant(1)  # doctest: +SKIP
+        """
+        tensor = self.tensors[tensor_index]
+        if not tensor.is_constant:
+            return None
+        start, size = self._buffers[tensor.buffer]
+        raw = self._data[start : start + size]
+        dtype = _NUMPY_DTYPES.get(tensor.dtype)
+        if dtype is None:
+            return np.frombuffer(raw, np.uint8)
+        values = np.frombuffer(raw, dtype, count=len(raw) // np.dtype(dtype).itemsize)
+        return values.reshape(tensor.shape) if values.size == tensor.elements else values
+
+    def producers(self) -> dict[int, int]:
+        return {t: op.index for op in self.operators for t in op.outputs if t >= 0}
+
+    def consumers(self) -> dict[int, list[int]]:
+        result: dict[int, list[int]] = {}
+        for op in self.operators:
+            for t in op.inputs:
+                if t >= 0:
+                    result.setdefault(t, []).append(op.index)
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "size_bytes": self.size_bytes, "schema_version": self.schema_version,
+            "description": self.description, "subgraph_count": self.subgraph_count,
+            "inputs": [self.tensors[i].to_dict() for i in self.inputs],
+            "outputs": [self.tensors[i].to_dict() for i in self.outputs],
+            "operators": [op.to_dict() for op in self.operators],
+            "tensors": [t.to_dict() for t in self.tensors],
+            "param_count": self.param_count, "param_bytes": self.param_bytes, "total_macs": self.total_macs,
+            "op_histogram": self.op_histogram(), "is_full_int8": self.is_full_int8,
+            "float_tensors": self.float_tensors, "quantize_ops_inside": self.quantize_ops_inside,
+        }
+
+
+def inspect(source: str | os.PathLike[str] | bytes) -> ModelInfo:
+    """Alias of ``read_model`` for the public API."""
+    return read_model(source)
+
+
+def read_model(source: str | os.PathLike[str] | bytes) -> ModelInfo:
+    """Parse a TFLite flatbuffer from a path or bytes.
+
+    Args:
+        source: a ``.tflite`` path or the flatbuffer bytes.
+
+    Returns:
+        A ``ModelInfo`` describing the main subgraph.
+
+    Raises:
+        InvalidModelError: the input is not a well-formed TFLite model.
+
+    Example:
+        >>> info = read_model("model_int8.tflite")  # doctest: +SKIP
+        >>> info.operators[0].op  # doctest: +SKIP
+        'CONV_2D'
+    """
+    name, data = _read_source(source)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise InvalidModelError(f"{name}: not a valid TFLite model: the file identifier 'TFL3' is missing at "
+                                "bytes 4-8. Pass a .tflite flatbuffer.")
+    try:
+        return _parse(name, data)
+    except InvalidModelError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError, OverflowError, AttributeError,
+            KeyError, RecursionError, MemoryError) as exc:
+        raise InvalidModelError(f"{name}: not a valid TFLite model: the flatbuffer is malformed "
+                                f"({type(exc).__name__} while reading it).") from None
+
+
+def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        if len(data) > MAX_FILE_BYTES:
+            raise InvalidModelError("<bytes>: not a valid TFLite model: larger than 2 GiB.")
+        return "<bytes>", data
+    path = Path(source)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise InvalidModelError(f"{path}: is a directory, not a .tflite file.")
+        if size > MAX_FILE_BYTES:
+            raise InvalidModelError(f"{path}: not a valid TFLite model: {size} bytes is over the 2 GiB "
+                                    "flatbuffer limit.")
+        return str(path), path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InvalidModelError(f"{path}: no such file. Check the path to the .tflite model.") from exc
+    except PermissionError as exc:
+        raise InvalidModelError(f"{path}: permission denied reading the model.") from exc
+    except IsADirectoryError as exc:
+        raise InvalidModelError(f"{path}: is a directory, not a .tflite file.") from exc
+
+
+class _Bounds:
+    """Checks that declared vector lengths and indices fit the file."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+
+    def length(self, value: int, what: str, element_bytes: int = 4) -> int:
+        if value < 0 or value * element_bytes > self.size:
+            raise InvalidModelError(f"{self.name}: not a valid TFLite model: {what} declares {value} entries, "
+                                    f"more than a {self.size}-byte file can hold.")
+        return value
+
+    def index(self, value: int, limit: int, what: str) -> int:
+        if not 0 <= value < limit:
+            raise InvalidModelError(f"{self.name}: not a valid TFLite model: {what} index {value} is out of "
+                                    f"range (0..{limit - 1}).")
+        return value
+
+
+def _vector(obj: Any, accessor: str, bounds: _Bounds, what: str, element_bytes: int = 4) -> list[int]:
+    if getattr(obj, f"{accessor}IsNone")():
+        return []
+    bounds.length(getattr(obj, f"{accessor}Length")(), what, element_bytes)
+    values = getattr(obj, f"{accessor}AsNumpy")()
+    return [] if isinstance(values, int) else [int(v) for v in values]
+
+
+def _parse(name: str, data: bytes) -> ModelInfo:
+    schema = _schema()
+    bounds = _Bounds(name, len(data))
+    model = schema.Model.GetRootAsModel(data, 0)
+    opcode_names = _enum_names(schema.BuiltinOperator)
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+    buffers = []
+    for i in range(bounds.length(model.BuffersLength(), "the buffer list")):
+        buf = model.Buffers(i)
+        offset, size = int(buf.Offset()), int(buf.Size())
+        if offset > 1:
+            if offset + size > len(data):
+                raise InvalidModelError(f"{name}: not a valid TFLite model: buffer {i} points past the end of "
+                                        "the file.")
+            buffers.append((offset, size))
+        elif buf.DataIsNone():
+            buffers.append((0, 0))
+        else:
+            length = bounds.length(buf.DataLength(), f"buffer {i}", 1)
+            start = _vector_start(buf)
+            if start + length > len(data):
+                raise InvalidModelError(f"{name}: not a valid TFLite model: buffer {i} runs past the end.")
+            buffers.append((start, length))
+
+    opcodes = []
+    for i in range(bounds.length(model.OperatorCodesLength(), "the operator-code list")):
+        code = model.OperatorCodes(i)
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        custom_code = code.CustomCode()
+        if builtin == getattr(schema.BuiltinOperator, "CUSTOM", 32) and custom_code is not None:
+            opcodes.append((custom_code.decode("utf-8", "replace"), True, int(code.Version())))
+        else:
+            opcodes.append((opcode_names.get(builtin, f"UNKNOWN_{builtin}"), False, int(code.Version())))
+
+    subgraph_count = bounds.length(model.SubgraphsLength(), "the subgraph list")
+    if subgraph_count == 0:
+        raise InvalidModelError(f"{name}: not a valid TFLite model: it has no subgraph.")
+    graph = model.Subgraphs(0)
+
+    tensors = []
+    tensor_count = bounds.length(graph.TensorsLength(), "the tensor list")
+    for i in range(tensor_count):
+        t = graph.Tensors(i)
+        shape = tuple(_vector(t, "Shape", bounds, f"tensor {i}'s shape"))
+        signature = tuple(_vector(t, "ShapeSignature", bounds, f"tensor {i}'s shape signature")) or shape
+        if any(d < 0 for d in shape) or any(d < -1 for d in signature):
+            raise InvalidModelError(f"{name}: not a valid TFLite model: tensor {i} has a negative dimension "
+                                    f"{shape}.")
+        elements = int(np.prod(shape, dtype=np.float64)) if shape else 1
+        if elements > MAX_ELEMENTS:
+            raise InvalidModelError(f"{name}: not a valid TFLite model: tensor {i} declares {elements} elements.")
+        dtype = type_names.get(int(t.Type()), f"unknown_{t.Type()}")
+        buffer_index = int(t.Buffer())
+        if buffers:
+            bounds.index(buffer_index, len(buffers), f"tensor {i}'s buffer")
+        is_constant = bool(buffers) and buffers[buffer_index][1] > 0
+        scale, zero_point, qdim = [], [], 0
+        quant = t.Quantization()
+        if quant is not None:
+            scale = _float_vector(quant, bounds, i)
+            zero_point = _vector(quant, "ZeroPoint", bounds, f"tensor {i}'s zero points", 8)
+            qdim = int(quant.QuantizedDimension())
+        itemsize = np.dtype(_NUMPY_DTYPES[dtype]).itemsize if dtype in _NUMPY_DTYPES else _ITEMSIZE.get(dtype, 1)
+        nbytes = buffers[buffer_index][1] if is_constant else int(elements * itemsize)
+        raw_name = t.Name()
+        tensors.append(TensorInfo(i, raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}", shape,
+                                  signature, dtype, scale, zero_point, qdim, is_constant, nbytes,
+                                  bool(t.IsVariable()), buffer_index))
+
+    def tensor_refs(values: list[int], what: str) -> list[int]:
+        for v in values:
+            if v != -1:
+                bounds.index(v, tensor_count, what)
+        return values
+
+    inputs = tensor_refs(_vector(graph, "Inputs", bounds, "the graph inputs"), "graph input")
+    outputs = tensor_refs(_vector(graph, "Outputs", bounds, "the graph outputs"), "graph output")
+    operators = []
+    for i in range(bounds.length(graph.OperatorsLength(), "the operator list")):
+        op = graph.Operators(i)
+        op_name, custom, version = opcodes[bounds.index(int(op.OpcodeIndex()), len(opcodes), f"operator {i}'s opcode")]
+        op_inputs = tensor_refs(_vector(op, "Inputs", bounds, f"operator {i}'s inputs"), f"operator {i} input")
+        op_outputs = tensor_refs(_vector(op, "Outputs", bounds, f"operator {i}'s outputs"), f"operator {i} output")
+        options = {} if custom else _options(op, schema)
+        info = OperatorInfo(i, op_name, custom, version, op_inputs, op_outputs, options)
+        info.macs = _macs(info, tensors)
+        operators.append(info)
+
+    description = model.Description()
+    return ModelInfo(
+        path=None if name == "<bytes>" else name, size_bytes=len(data), schema_version=int(model.Version()),
+        description=description.decode("utf-8", "replace") if description else "",
+        subgraph_count=subgraph_count, tensors=tensors, operators=operators, inputs=inputs, outputs=outputs,
+        _data=data, _buffers=buffers)
+
+
+def _float_vector(quant: Any, bounds: _Bounds, i: int) -> list[float]:
+    if quant.ScaleIsNone():
+        return []
+    bounds.length(quant.ScaleLength(), f"tensor {i}'s scales")
+    values = quant.ScaleAsNumpy()
+    return [] if isinstance(values, int) else [float(v) for v in values]
+
+
+def _vector_start(buf: Any) -> int:
+    import flatbuffers
+
+    tab = buf._tab
+    offset = flatbuffers.number_types.UOffsetTFlags.py_type(tab.Offset(4))
+    return tab.Vector(offset) if offset else 0
+
+
+def _enum_names(enum_class: Any) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_class).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SKIP_METHODS = {"Init"}
+
+
+def _options(op: Any, schema: Any) -> dict[str, Any]:
+    kind = int(op.BuiltinOptionsType())
+    if kind == 0:
+        return {}
+    class_name = _enum_names(schema.BuiltinOptions).get(kind)
+    cls = getattr(schema, class_name, None) if class_name else None
+    table = op.BuiltinOptions()
+    if cls is None or table is None:
+        return {}
+    options = cls()
+    options.Init(table.Bytes, table.Pos)
+    enums = {"Padding": _enum_names(schema.Padding),
+             "FusedActivationFunction": _enum_names(schema.ActivationFunctionType)}
+    result: dict[str, Any] = {}
+    for attr in dir(cls):
+        if attr.startswith(("_", "GetRootAs")) or attr in _SKIP_METHODS or attr.endswith(
+                ("Length", "IsNone", "BufferHasIdentifier")):
+            continue
+        method = getattr(options, attr)
+        if not callable(method):
+            continue
+        key = _CAMEL.sub("_", attr.removesuffix("AsNumpy")).lower()
+        try:
+            if attr.endswith("AsNumpy"):
+                value = method()
+                result[key] = [] if isinstance(value, int) else [v.item() for v in value[:4096]]
+                continue
+            if method.__code__.co_argcount != 1:
+                continue
+            value = method()
+        except (TypeError, struct.error, IndexError, ValueError):
+            continue
+        if attr in enums:
+            value = enums[attr].get(int(value), str(value))
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, bool | int | float | str):
+            result.setdefault(key, value)
+    return result
+
+
+def _elements(tensors: list[TensorInfo], index: int) -> int:
+    return tensors[index].elements if 0 <= index < len(tensors) else 0
+
+
+def _macs(op: OperatorInfo, tensors: list[TensorInfo]) -> int:
+    ins = op.inputs
+    out = op.outputs[0] if op.outputs else -1
+    out_elems = _elements(tensors, out)
+
+    def shape(position: int) -> tuple[int, ...]:
+        return tensors[ins[position]].shape if len(ins) > position and ins[position] >= 0 else ()
+
+    kind = op.op
+    if kind == "CONV_2D" and len(shape(1)) == 4:
+        _, kh, kw, cin = shape(1)
+        return out_elems * kh * kw * cin
+    if kind == "DEPTHWISE_CONV_2D" and len(shape(1)) == 4:
+        return out_elems * shape(1)[1] * shape(1)[2]
+    if kind == "CONV_3D" and len(shape(1)) == 5:
+        kd, kh, kw, cin, _ = shape(1)
+        return out_elems * kd * kh * kw * cin
+    if kind == "FULLY_CONNECTED" and len(shape(1)) == 2:
+        return out_elems * shape(1)[1]
+    if kind == "TRANSPOSE_CONV" and len(shape(1)) == 4 and len(ins) > 2:
+        cout, kh, kw, _ = shape(1)
+        return _elements(tensors, ins[2]) * kh * kw * cout
+    if kind == "BATCH_MATMUL" and shape(0):
+        k = shape(0)[-2] if op.options.get("adj_x") else shape(0)[-1]
+        return out_elems * k
+    if kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"):
+        return out_elems * int(op.options.get("filter_width", 1)) * int(op.options.get("filter_height", 1))
+    if kind in _ELEMENTWISE:
+        return out_elems
+    if kind in _REDUCTIONS and ins:
+        return _elements(tensors, ins[0])
+    return 0
