@@ -1051,10 +1051,15 @@ def memory_verdict(model_info: Any, profile: Profile, *, arena_bytes: int | None
 # --------------------------------------------------------------------------------------------------- real tools
 
 def _apply_vela(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
-    from edgecompress.runtimes.vela import DEFAULT_MEMORY_MODE, DEFAULT_SYSTEM_CONFIG, run_vela
+    from edgecompress.runtimes.vela import (
+        DEFAULT_ACCELERATOR,
+        DEFAULT_MEMORY_MODE,
+        DEFAULT_SYSTEM_CONFIG,
+        run_vela,
+    )
 
     options = profile.data.get("tool_options", {})
-    result = run_vela(data, accelerator_config=profile.params.get("accelerator_config", "ethos-u55-256"),
+    result = run_vela(data, accelerator_config=profile.params.get("accelerator_config", DEFAULT_ACCELERATOR),
                       system_config=options.get("system_config", DEFAULT_SYSTEM_CONFIG),
                       memory_mode=options.get("memory_mode", DEFAULT_MEMORY_MODE))
     cpu = _cpu_table(profile)
@@ -1097,6 +1102,9 @@ def _apply_tflm(report: CheckReport, data: bytes, model_info: Any, profile: Prof
     result = run_micro(data, inputs, model_info=model_info)
     report.tool["tflm"] = result.to_dict()
     report.answered_by = "tflm"
+    rules_runs = not any(v.placement == "unsupported" for v in report.operators)
+    report.tool["rules_disagreements"] = [] if rules_runs == result.invoked else [
+        {"rules": "runs" if rules_runs else "cannot run", "tflm": "invoked" if result.invoked else result.error}]
     if result.invoked:
         fresh = memory_verdict(model_info, profile, arena_bytes=result.arena_bytes)
         fresh["arena_estimate_bytes"] = report.memory.get("arena_estimate_bytes")
@@ -1173,7 +1181,7 @@ def check_model(source: str | os.PathLike[str] | bytes, profile: Profile, *, use
         raise InvalidModelError(f"{source}: expected a readable .tflite file. Received: {exc.strerror}. "
                                 "Check the path.") from exc
     try:
-        info = read_model(data)
+        info = read_model(source)
     except InvalidModelError as exc:
         return CheckReport(target=profile.name, verdict="unsupported", operators=[], partitions=0,
                            memory={"verdict": "unknown", "exceeded": []}, params=dict(profile.params),

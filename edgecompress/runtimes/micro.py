@@ -205,9 +205,12 @@ def run_micro(model: bytes | str | os.PathLike[str], inputs: Any = None, *, samp
         from edgecompress.targets import estimate_arena_bytes
 
         result.estimate_bytes = estimate_arena_bytes(model_info)["total"]
+    from edgecompress.capture import captured_output
+
     try:
-        raw = _raw_inputs(data, inputs, samples, seed)
-        reference = _litert_outputs(data, raw)
+        with captured_output():  # LiteRT announces its XNNPACK delegate on stderr
+            raw = _raw_inputs(data, inputs, samples, seed)
+            reference = _litert_outputs(data, raw)
     except (ValueError, RuntimeError) as exc:
         result.error = f"LiteRT could not run the model: {exc}"
         return result
