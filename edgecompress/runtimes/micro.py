@@ -233,7 +233,8 @@ def run_micro(model: bytes | str | os.PathLike[str], inputs: Any = None, *, samp
             result.arena_tail_bytes = int(_TAIL.findall(report)[-1])
         with np.load(work / "outputs.npz") as saved:
             micro = [[saved[f"s{s}_o{o}"] for o in range(n_outputs)] for s in range(len(raw))]
-        # The recorded total leaves out the allocator's own objects, so it never suffices: a safe lower bound.
+        # Nothing smaller than the recorded total can allocate (it often leaves out the allocator's own objects,
+        # which also live in the arena, so the exact size is usually larger): the bisection starts there.
         result.arena_bytes = _bisect_arena(model_path, (result.recorded_bytes or 512) - 1, generous, work, timeout)
         exact = _run_child(model_path, samples_path, work / "exact.json", result.arena_bytes, n_outputs, timeout)
         if exact.get("stage") == "invoked":
