@@ -266,3 +266,120 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 
 _PARSERS.extend([_add_export_parser, _add_demo_parser, _add_inspect_parser])
+
+
+# ------------------------------------------------------------------------------------------- check / targets
+
+def _add_check_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check", help="will this .tflite run on a target? where does each operator run, does it fit?",
+        description="Check a full-int8 .tflite against a target profile: per-operator placement (accelerator, "
+                    "CPU fallback, unsupported) with the limit that decided, partitions, and memory. Exit code 0: "
+                    "runs fully on the accelerator; 3: runs with fallbacks; 4: cannot run.")
+    parser.add_argument("model", help="a .tflite file")
+    parser.add_argument("--target", required=True, metavar="NAME",
+                        help="a profile from `edgecompress targets`, or `all` for one row per target")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="profile parameter, e.g. --param api_level=29 (repeatable)")
+    parser.add_argument("--strict", action="store_true", help="treat fallbacks as failure (exit 4 instead of 3)")
+    parser.add_argument("--rules-only", action="store_true",
+                        help="do not run the real tools (Vela, TFLite Micro, edgetpu_compiler); rules answer")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from edgecompress.targets import check_model, list_targets, load_profile, parse_params
+
+    params = parse_params(args.param)
+    names = list_targets() if args.target == "all" else [args.target]
+    reports = []
+    for name in names:
+        profile = load_profile(name, **(_params_for(name, params) if args.target == "all" else params))
+        reports.append(check_model(args.model, profile, use_tools=not args.rules_only))
+    if args.json:
+        _print_json([r.to_dict() for r in reports] if args.target == "all" else reports[0].to_dict())
+    elif args.target == "all":
+        _print_check_summary(reports)
+    else:
+        _print_check_report(reports[0])
+    worst = max(r.exit_code for r in reports)
+    return 4 if args.strict and worst == 3 else worst
+
+
+def _params_for(name: str, params: dict[str, str]) -> dict[str, str]:
+    from edgecompress.targets import load_profile
+
+    declared = load_profile(name).data.get("parameters", {})
+    return {k: v for k, v in params.items() if k in declared}
+
+
+def _print_check_summary(reports: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="edgecompress check: all targets")
+    for column in ("target", "verdict", "accelerator", "cpu", "unsupported", "partitions", "memory", "answered by"):
+        table.add_column(column)
+    for r in reports:
+        counts = r.counts()
+        table.add_row(r.target, r.verdict, str(counts["accelerator"]), str(counts["cpu"]), str(counts["unsupported"]),
+                      str(r.partitions), r.memory.get("verdict", ""), r.answered_by)
+    _console().print(table)
+
+
+def _print_check_report(report: Any) -> None:
+    from rich.table import Table
+
+    console = _console()
+    params = ", ".join(f"{k}={v}" for k, v in report.params.items())
+    console.print(f"[bold]{report.target}[/bold]{f' ({params})' if params else ''}: {report.verdict} "
+                  f"(answered by {report.answered_by}; {report.partitions} partition(s))")
+    for error in report.model_errors:
+        console.print(f"model: {error}")
+    table = Table()
+    for column in ("#", "op", "runs on", "reason"):
+        table.add_column(column, overflow="fold")
+    for op in report.operators:
+        table.add_row(str(op.index), op.op, op.placement, op.reason)
+    if report.operators:
+        console.print(table)
+    mem = report.memory
+    figures = ", ".join(f"{k}={v}" for k, v in mem.items() if k.endswith("_bytes") and v is not None)
+    console.print(f"memory: {mem.get('verdict')} ({figures})")
+    for item in mem.get("exceeded", []):
+        console.print(f"  exceeds {item['limit']}: {item['what']} {item['value']} B > {item['limit_bytes']} B "
+                      f"by {item['by']} B")
+    for warning in report.warnings:
+        console.print(f"note: {warning}")
+
+
+def _add_targets_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("targets", help="list the target profiles",
+                                   description="List the shipped target profiles and their parameters.")
+    parser.add_argument("--json", action="store_true", help="print the profiles as JSON")
+    parser.set_defaults(func=_run_targets)
+
+
+def _run_targets(args: argparse.Namespace) -> int:
+    from edgecompress.targets import list_targets, load_profile
+
+    profiles = [load_profile(name) for name in list_targets()]
+    if args.json:
+        _print_json([p.to_dict() for p in profiles])
+        return 0
+    from rich.table import Table
+
+    table = Table(title="edgecompress targets")
+    for column in ("name", "runtime", "delegate", "status", "parameters"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for p in profiles:
+        declared = p.data.get("parameters", {})
+        table.add_row(p.name, p.runtime, str(p.data.get("delegate")), p.status,
+                      ", ".join(f"{k}={v['default']}" for k, v in declared.items()),
+                      p.description.split(" (")[0])
+    _console().print(table)
+    return 0
+
+
+_PARSERS.extend([_add_check_parser, _add_targets_parser])
