@@ -32,7 +32,8 @@ def _json_default(value: Any) -> Any:
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    # piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80-column default
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 _PARSERS: list[Callable[[Any], None]] = []
