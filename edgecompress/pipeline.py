@@ -214,6 +214,10 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         float_eval = evaluate(float_bytes, test)
         int8_eval = evaluate(result.tflite, test, reference=model)
         keras_top1 = float(np.mean(model.predict(test.first, verbose=0).argmax(1) == test.y))
+    with timer.stage("layers"):
+        from edgecompress.layer_error import layer_errors
+
+        layers = layer_errors(result.tflite, float_bytes, test)
     info = read_model(result.tflite)
     report = {
         "model": "digits_cnn (sklearn digits, 8x8x1, 10 classes)",
@@ -235,14 +239,29 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         "operators": info.to_dict().get("op_histogram", {}),
         "total_macs": info.total_macs,
         "timings_s": timer.seconds,
-        "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json"],
+        "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
+        "worst_layers": [layer.to_dict() for layer in layers.layers[:3]],
     }
     with atomic_path(out_dir / "model.keras") as tmp:
         model.save(tmp)
     atomic_write_bytes(out_dir / "model_float.tflite", float_bytes)
     atomic_write_bytes(out_dir / "model_int8.tflite", result.tflite)
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.html", _demo_report(report, float_eval, int8_eval, layers).to_html())
     return report
+
+
+def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers: Any) -> Any:
+    from edgecompress.report import Report
+
+    model = {"model": report["model"], "int8_bytes": report["int8_bytes"], "float_bytes": report["float_bytes"],
+             "full_int8": report["full_int8"], "int8_io": report["int8_io"], "operators": report["operators"],
+             "total_macs": report["total_macs"], "calibration": report["calibration"]["file"]}
+    accuracy = [{"name": "float32 .tflite", **float_eval.to_dict()}, {"name": "int8 .tflite", **int8_eval.to_dict()}]
+    notes = [f"per-layer: {layers.matched} of {layers.int8_tensors} int8 tensors matched a float tensor, over "
+             f"{layers.samples} held-out samples"]
+    return Report(f"edgecompress demo: {report['model']}", model, accuracy, [lay.to_dict() for lay in layers.layers],
+                  int8_eval.confusion, notes=notes)
 
 
 def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, list[str]]:

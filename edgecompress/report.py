@@ -19,6 +19,7 @@ ACCURACY_COLUMNS = (("top1", "top-1", True), ("top5", "top-5", True), ("drop_poi
                     ("cosine_min", "worst cosine", False), ("snr_db", "SNR (dB)", False),
                     ("max_abs_error", "max abs error", False))
 CHART_LAYERS = 20
+TERMINAL_COLUMNS = ("top1", "top5", "drop_points", "agreement", "cosine_mean", "snr_db")
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1100px;
@@ -199,14 +200,14 @@ class Report:
         """Rich renderables: the accuracy table and the ten worst layers."""
         from rich.table import Table
 
-        accuracy = Table(title="accuracy")
+        runtimes = sorted({str(row.get("runtime", "-")) for row in self.accuracy})
+        accuracy = Table(title=f"accuracy ({', '.join(runtimes)})")
         accuracy.add_column("model")
-        accuracy.add_column("runtime")
-        for _, label, _ in ACCURACY_COLUMNS:
+        columns = [c for c in ACCURACY_COLUMNS if c[0] in TERMINAL_COLUMNS]
+        for _, label, _ in columns:
             accuracy.add_column(label, justify="right")
         for row in self.accuracy:
-            accuracy.add_row(str(row.get("name", "-")), str(row.get("runtime", "-")),
-                             *(_fmt(row.get(key), pct) for key, _, pct in ACCURACY_COLUMNS))
+            accuracy.add_row(str(row.get("name", "-")), *(_fmt(row.get(key), pct) for key, _, pct in columns))
         renderables: list[Any] = [accuracy]
         if self.layers:
             layers = Table(title="per-layer quantization error, worst first")
