@@ -9,8 +9,14 @@ import pytest
 
 from edgecompress.layer_error import saturation_fraction, snr_db
 from edgecompress.report import Report, layer_chart_svg
-from edgecompress.validate import (Evaluation, confusion_matrix, cosine_similarity, gated_drop, top1_accuracy,
-                                   topk_accuracy)
+from edgecompress.validate import (
+    Evaluation,
+    confusion_matrix,
+    cosine_similarity,
+    gated_drop,
+    top1_accuracy,
+    topk_accuracy,
+)
 
 
 def test_snr_of_identical_arrays_is_capped_at_120_db():
