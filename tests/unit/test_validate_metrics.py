@@ -107,3 +107,16 @@ def test_layer_chart_draws_one_bar_per_layer_longest_for_the_worst():
 def test_report_without_optional_inputs_says_what_is_missing():
     page = Report("r", {}, [{"name": "int8"}]).to_html()
     assert "No target was checked" in page and "No latency was measured" in page and "No labels" in page
+
+
+def test_demo_report_renders_float_and_int8_rows_and_the_layer_chart():
+    from edgecompress.layer_error import LayerError, LayerReport
+    from edgecompress.pipeline import _demo_report
+
+    ev = Evaluation(n=3, top1=0.9, reference_top1=None, agreement=None, cosine_mean=None, cosine_min=None,
+                    max_abs_error=None, confusion=[[1, 0], [0, 2]])
+    layer = LayerError("t", "CONV_2D", 0, "t", [1, 8, 8, 8], 0.01, 40.0, 3.0, 0.0, "per-channel", "QAT")
+    report = {"model": "digits", "int8_bytes": 10, "float_bytes": 40, "full_int8": True, "int8_io": ["int8"],
+              "operators": {"CONV_2D": 1}, "total_macs": 5, "calibration": {"file": "c.npz"}}
+    page = _demo_report(report, ev, ev, LayerReport([layer], 1, 1, 1, 3)).to_html()
+    assert "float32 .tflite" in page and "int8 .tflite" in page and "id='layer-chart'" in page
