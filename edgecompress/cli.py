@@ -384,3 +384,81 @@ def _run_targets(args: argparse.Namespace) -> int:
 
 
 _PARSERS.extend([_add_check_parser, _add_targets_parser])
+ACCURACY_GATE_EXIT = 5
+
+
+def _add_validate_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate", help="accuracy of an int8 .tflite against its float model, per layer, with an accuracy gate",
+        description="Run evaluation data through the int8 model (host LiteRT, or TFLite Micro for "
+                    "microcontroller targets) and through the float reference; report top-1/top-5, agreement, "
+                    "cosine, SNR, max abs error, the per-layer quantization error worst first, and optionally "
+                    f"re-export with the worst layers in float. Exit {ACCURACY_GATE_EXIT} when --max-drop is "
+                    "exceeded.")
+    parser.add_argument("model", help="the int8 .tflite")
+    parser.add_argument("--reference", metavar="FLOAT_MODEL",
+                        help="float model: .keras, .h5, SavedModel directory, .onnx or float .tflite")
+    parser.add_argument("--data", required=True, metavar="EVAL",
+                        help="evaluation data (.npz with x[, y], image folder, module:function), NHWC")
+    parser.add_argument("--target", metavar="NAME", help="target profile: microcontroller targets run on TFLite Micro")
+    parser.add_argument("--runtime", choices=("host", "micro"), help="evaluate on host LiteRT or TFLite Micro")
+    parser.add_argument("--device", metavar="URI", help="ssh://host or adb://serial (not wired in this build)")
+    parser.add_argument("--arena-size", type=int, metavar="BYTES", help="TFLite Micro arena for evaluation")
+    parser.add_argument("--max-drop", type=float, metavar="POINTS",
+                        help=f"exit {ACCURACY_GATE_EXIT} when top-1 drops by more than POINTS "
+                             "(without labels: top-1 disagreement with the reference, in points)")
+    parser.add_argument("--fix", choices=("float-fallback",),
+                        help="re-export with the worst layers kept in float and show before/after")
+    parser.add_argument("--fix-layers", type=int, default=3, metavar="K", help="layers to keep float (default 3)")
+    parser.add_argument("--calibration", metavar="DATA", help="representative data for --fix re-export")
+    parser.add_argument("--out", metavar="FILE", help="where --fix writes the fixed .tflite")
+    parser.add_argument("--layer-samples", type=int, default=64, metavar="N",
+                        help="samples traced for the per-layer error (default 64)")
+    parser.add_argument("--unsafe-load", action="store_true",
+                        help="turn Keras safe mode off for the reference: only for trusted files")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    parser.set_defaults(func=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from edgecompress.pipeline import validate_model
+    from edgecompress.report import Report
+    from edgecompress.validate import gated_drop
+
+    if args.fix_layers < 1:
+        raise EdgeCompressError(f"--fix-layers must be at least 1. Received: {args.fix_layers}.")
+    if args.layer_samples < 1:
+        raise EdgeCompressError(f"--layer-samples must be at least 1. Received: {args.layer_samples}.")
+    result = validate_model(args.model, args.data, args.reference, target=args.target, runtime=args.runtime,
+                            device=args.device, arena_size=args.arena_size, fix=args.fix,
+                            fix_layers=args.fix_layers, calibration=args.calibration, fix_out=args.out,
+                            layer_samples=args.layer_samples, safe_mode=not args.unsafe_load, html=args.html)
+    drop = gated_drop(result.evaluation)
+    failed = args.max_drop is not None and drop is not None and drop > args.max_drop
+    payload = result.to_dict()
+    if args.max_drop is not None:
+        payload["gate"] = {"max_drop": args.max_drop, "drop": drop, "passed": not failed}
+    if args.json:
+        _print_json(payload)
+    else:
+        console = _console()
+        for renderable in Report.from_validation(result).terminal():
+            console.print(renderable)
+        if result.fix is not None:
+            before, after = result.fix.before, result.fix.after
+            console.print(f"float fallback ({', '.join(result.fix.float_ops)}): top-1 {_fmt(before.top1, True)} -> "
+                          f"{_fmt(after.top1, True)}, agreement {_fmt(before.agreement, True)} -> "
+                          f"{_fmt(after.agreement, True)}; wrote {result.fix.output}")
+        if args.html:
+            console.print(f"wrote {args.html}")
+        if args.max_drop is not None:
+            verdict = "FAILED" if failed else "passed"
+            console.print(f"accuracy gate {verdict}: drop {_fmt(drop)} points, bound {args.max_drop}")
+    if args.max_drop is not None and drop is None:
+        raise EdgeCompressError("--max-drop needs labels in --data or a --reference to compare with. Received: "
+                                "neither, so there is no drop to gate on.")
+    return ACCURACY_GATE_EXIT if failed else 0
+
+
+_PARSERS.append(_add_validate_parser)
