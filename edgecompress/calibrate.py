@@ -984,28 +984,36 @@ def calibrate_and_convert(model: Any, calibration: Any, *, method: str = "mse",
                                f"least {MIN_CALIBRATION_SAMPLES}. Add samples.")
     arrays = {k: v[:count] for k, v in arrays.items()}
     convert_kwargs = {"io_dtype": io_dtype, "allow_float_fallback": allow_float_fallback, "max_samples": count}
-    auto = None
-    chosen = method
     if method == AUTO:
-        auto = _auto_select(fn, names, arrays, percentile, bias_correction, convert_kwargs, holdout_fraction, seed)
-        chosen = auto["winner"]
+        return _auto(fn, names, arrays, percentile, bias_correction, convert_kwargs, holdout_fraction, seed)
     updates, bias_summary = bias_corrections(fn, arrays) if bias_correction else ({}, None)
     stats = collect_activations(fn, arrays)
-    result, ranges, check = _convert_with(fn, chosen, stats, arrays, updates, percentile, convert_kwargs)
-    stability = range_stability(stats, chosen, percentile)
-    report = CalibrationReport(
-        method=chosen, requested=method, percentile=percentile if chosen == "percentile" else None,
-        samples=count,
-        ranges={k: [round(v[0], 6), round(v[1], 6)] for k, v in (ranges or stats.ranges("minmax")).items()},
-        observed={k: [round(v[0], 6), round(v[1], 6)] for k, v in stats.ranges("minmax").items()},
-        scales=check, bias_correction=bias_summary, auto=auto, stability=stability,
-        warnings=_stability_warnings(stability, count) + list(result.warnings))
+    result, ranges, check = _convert_with(fn, method, stats, arrays, updates, percentile, convert_kwargs)
+    report = _report(method, method, percentile, stats, ranges, check, bias_summary, None, result)
     return result, report
 
 
-def _auto_select(fn: Any, names: list[str], arrays: dict[str, np.ndarray], percentile: float,
-                 bias_correction: bool, convert_kwargs: dict[str, Any], holdout_fraction: float,
-                 seed: int) -> dict[str, Any]:
+def _report(method: str, requested: str, percentile: float, stats: ActivationStats,
+            ranges: dict[str, tuple[float, float]], check: dict[str, Any] | None, bias_summary: dict[str, Any] | None,
+            auto: dict[str, Any] | None, result: Any) -> CalibrationReport:
+    stability = range_stability(stats, method, percentile)
+    observed = stats.ranges("minmax")
+    return CalibrationReport(
+        method=method, requested=requested, percentile=percentile if method == "percentile" else None,
+        samples=stats.samples,
+        ranges={k: [round(v[0], 6), round(v[1], 6)] for k, v in (ranges or observed).items()},
+        observed={k: [round(v[0], 6), round(v[1], 6)] for k, v in observed.items()},
+        scales=check, bias_correction=bias_summary, auto=auto, stability=stability,
+        warnings=_stability_warnings(stability, stats.samples) + list(result.warnings))
+
+
+def _auto(fn: Any, names: list[str], arrays: dict[str, np.ndarray], percentile: float, bias_correction: bool,
+          convert_kwargs: dict[str, Any], holdout_fraction: float, seed: int) -> tuple[Any, CalibrationReport]:
+    """Calibrate every method on the fit slice, score each on the held-out slice, ship the winner as scored.
+
+    The winner is not re-calibrated on all samples: a rare outlier that happens to sit in the held-out slice
+    would then stretch the shipped ranges in a way no score ever saw.
+    """
     count = len(next(iter(arrays.values())))
     if count < AUTO_MIN_SAMPLES:
         raise CalibrationError(f"--calibration-method auto needs at least {AUTO_MIN_SAMPLES} calibration samples "
@@ -1016,19 +1024,21 @@ def _auto_select(fn: Any, names: list[str], arrays: dict[str, np.ndarray], perce
     fit = {k: v[np.sort(order[held:])] for k, v in arrays.items()}
     holdout = {k: v[np.sort(order[:held])] for k, v in arrays.items()}
     reference = _float_outputs(fn, holdout, names)
-    updates = bias_corrections(fn, fit)[0] if bias_correction else {}
+    updates, bias_summary = bias_corrections(fn, fit) if bias_correction else ({}, None)
     stats = collect_activations(fn, fit)
     kwargs = {**convert_kwargs, "max_samples": count - held}
-    scores = {}
+    scores, candidates = {}, {}
     for candidate in METHODS:
-        result, _, _ = _convert_with(fn, candidate, stats, fit, updates, percentile, kwargs)
-        scores[candidate] = _score(result.tflite, holdout, reference)
+        candidates[candidate] = _convert_with(fn, candidate, stats, fit, updates, percentile, kwargs)
+        scores[candidate] = _score(candidates[candidate][0].tflite, holdout, reference)
     ranked = sorted(METHODS, key=lambda m: (scores[m]["agreement"], scores[m]["cosine"]), reverse=True)
     winner, runner_up = ranked[0], ranked[1]
-    return {"holdout_samples": held, "fit_samples": count - held, "scores": scores, "winner": winner,
+    auto = {"holdout_samples": held, "fit_samples": count - held, "scores": scores, "winner": winner,
             "runner_up": runner_up,
             "agreement_gain_vs_minmax_points": round(100 * (scores[winner]["agreement"]
                                                             - scores["minmax"]["agreement"]), 4),
             "agreement_gain_vs_runner_up_points": round(100 * (scores[winner]["agreement"]
                                                                - scores[runner_up]["agreement"]), 4),
             "cosine_gain_vs_minmax": round(scores[winner]["cosine"] - scores["minmax"]["cosine"], 6)}
+    result, ranges, check = candidates[winner]
+    return result, _report(winner, AUTO, percentile, stats, ranges, check, bias_summary, auto, result)
