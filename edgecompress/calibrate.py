@@ -26,6 +26,7 @@ rounding causes in each Conv/Dense layer.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -907,16 +908,16 @@ class CalibrationReport:
 def _stability_warnings(stability: dict[str, Any], samples: int) -> list[str]:
     from edgecompress.calibration import RECOMMENDED_CALIBRATION_SAMPLES
 
-    warnings = []
+    messages = []
     if samples < RECOMMENDED_CALIBRATION_SAMPLES:
-        warnings.append(f"only {samples} calibration samples: activation ranges are chosen from few values; "
+        messages.append(f"only {samples} calibration samples: activation ranges are chosen from few values; "
                         f"{RECOMMENDED_CALIBRATION_SAMPLES}+ give more stable int8 ranges.")
     if len(stability["checkpoints"]) > 1 and stability["stable_after"] is None:
         last = stability["checkpoints"][-2]
-        warnings.append(f"activation ranges were still moving at {last['samples']} of {samples} samples "
+        messages.append(f"activation ranges were still moving at {last['samples']} of {samples} samples "
                         f"({100 * (1 - last['fraction_settled']):.0f}% of tensors off their final range by more "
                         f"than {100 * stability['tolerance']:.0f}%): add calibration samples.")
-    return warnings
+    return messages
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -932,7 +933,10 @@ def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str
         target = bias_corrected_model(fn, updates) if updates else fn
         return convert(target, arrays, **convert_kwargs), {}, None
     ranges = stats.ranges(method, percentile)
-    result = convert(fake_quantized_model(fn, ranges, updates), arrays, **convert_kwargs)
+    with warnings.catch_warnings():
+        # the converter notes that fake-quantized inputs carry no statistics: the frozen ranges are those statistics
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        result = convert(fake_quantized_model(fn, ranges, updates), arrays, **convert_kwargs)
     check = scale_check(result.tflite, ranges)
     if check["internal_requantize"]:
         result.warnings.append(f"{len(check['internal_requantize'])} requantizing operator(s) inside the graph "

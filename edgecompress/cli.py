@@ -136,6 +136,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
     if args.max_samples < 1:
         raise EdgeCompressError(f"--max-samples must be at least 1. Received: {args.max_samples}.")
+    if not 50.0 < args.percentile <= 100.0:
+        raise EdgeCompressError(f"--percentile must be in (50, 100]. Received: {args.percentile}.")
     result = export(args.model, args.calibration, args.out, io_dtype=args.io_dtype,
                     allow_float_fallback=args.allow_float_fallback, safe_mode=not args.unsafe_load,
                     evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples,
