@@ -116,6 +116,15 @@ def _add_export_parser(subparsers: Any) -> None:
                         help="write a mixed int8/float model when some operators cannot be int8")
     parser.add_argument("--eval", metavar="DATA", help="evaluation data: report int8 vs float accuracy")
     parser.add_argument("--max-samples", type=int, default=500, help="calibrate on at most N samples")
+    parser.add_argument("--calibration-method", choices=("minmax", "percentile", "mse", "kl", "auto"),
+                        default="minmax",
+                        help="how activation ranges are chosen: minmax (the converter's own, default), percentile, "
+                             "mse, kl (entropy), or auto (score each on held-out calibration samples, keep the best)")
+    parser.add_argument("--percentile", type=float, default=99.99,
+                        help="for --calibration-method percentile/auto: keep values up to this percentile "
+                             "(default 99.99)")
+    parser.add_argument("--bias-correction", action="store_true",
+                        help="correct Conv/Dense biases for the mean output shift of int8 weight rounding")
     parser.add_argument("--unsafe-load", action="store_true",
                         help="turn Keras safe mode off (runs Lambda layers' code): only for trusted files")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -128,9 +137,13 @@ def _run_export(args: argparse.Namespace) -> int:
 
     if args.max_samples < 1:
         raise EdgeCompressError(f"--max-samples must be at least 1. Received: {args.max_samples}.")
+    if not 50.0 < args.percentile <= 100.0:
+        raise EdgeCompressError(f"--percentile must be in (50, 100]. Received: {args.percentile}.")
     result = export(args.model, args.calibration, args.out, io_dtype=args.io_dtype,
                     allow_float_fallback=args.allow_float_fallback, safe_mode=not args.unsafe_load,
-                    evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples)
+                    evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples,
+                    calibration_method=args.calibration_method, percentile=args.percentile,
+                    bias_correction=args.bias_correction)
     if args.json:
         _print_json(result.to_dict())
         return 0
@@ -143,6 +156,10 @@ def _run_export(args: argparse.Namespace) -> int:
         console.print(f"warning: {warning}")
     for op in conv["float_ops"]:
         console.print(f"  float operator #{op['index']} {op['op']}: {op['reason']}")
+    if result.calibration:
+        console.print(_calibration_line(result.calibration))
+        for warning in result.calibration.get("warnings", []):
+            console.print(f"warning: {warning}")
     ops = ", ".join(f"{name} x{count}" for name, count in model.get("op_histogram", {}).items())
     console.print(f"operators: {ops}")
     if result.evaluation:
@@ -150,6 +167,22 @@ def _run_export(args: argparse.Namespace) -> int:
         console.print(_evaluation_table(ev))
     console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
     return 0
+
+
+def _calibration_line(calibration: dict[str, Any]) -> str:
+    line = f"calibration: {calibration['method']}"
+    auto = calibration.get("auto")
+    if auto:
+        scores = ", ".join(f"{name} {100 * s['agreement']:.1f}%" for name, s in auto["scores"].items())
+        line += (f" (auto on {auto['holdout_samples']} held-out samples: {scores}; "
+                 f"+{auto['agreement_gain_vs_minmax_points']:.2f} points of agreement over minmax)")
+    if calibration.get("bias_correction"):
+        line += f", bias correction on {calibration['bias_correction']['layers']} layer(s)"
+    stability = calibration.get("stability")
+    if stability:
+        after = stability["stable_after"]
+        line += f", ranges stable after {after} samples" if after else ", ranges not yet stable"
+    return line
 
 
 def _fmt(value: Any, percent: bool = False) -> str:

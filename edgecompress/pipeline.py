@@ -50,6 +50,7 @@ class ExportResult:
         evaluation: accuracy on evaluation data, when given.
         timings: seconds per stage.
         extra_files: other files written (e.g. microcontroller sources).
+        calibration: how the activation ranges were chosen (``CalibrationReport.to_dict()``).
     """
 
     output: Path
@@ -59,16 +60,19 @@ class ExportResult:
     evaluation: dict[str, Any] | None
     timings: dict[str, float]
     extra_files: list[str] = dataclasses.field(default_factory=list)
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"output": str(self.output), "source": self.source, "conversion": self.conversion,
-                "model": self.model, "evaluation": self.evaluation, "timings": self.timings,
-                "extra_files": self.extra_files}
+                "calibration": self.calibration, "model": self.model, "evaluation": self.evaluation,
+                "timings": self.timings, "extra_files": self.extra_files}
 
 
 def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str = "int8",
            allow_float_fallback: bool = False, safe_mode: bool = True, evaluation: Any = None,
-           preprocess: Mapping[str, Any] | None = None, max_samples: int = 500) -> ExportResult:
+           preprocess: Mapping[str, Any] | None = None, max_samples: int = 500,
+           calibration_method: str = "minmax", percentile: float = 99.99,
+           bias_correction: bool = False) -> ExportResult:
     """Load a model, convert it to a calibrated full-int8 ``.tflite`` and write it atomically.
 
     Args:
@@ -81,6 +85,10 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         evaluation: optional evaluation data (with labels for top-1) to compare int8 against float.
         preprocess: image-folder preprocessing (size, channels, scale, mean, std, channel_order).
         max_samples: calibrate on at most this many samples.
+        calibration_method: how activation ranges are chosen: "minmax" (the bare converter), "percentile",
+            "mse", "kl" or "auto" (see ``edgecompress.calibrate``).
+        percentile: for "percentile" (and the percentile candidate of "auto").
+        bias_correction: correct Conv/Dense biases for the mean shift of int8 weight rounding.
 
     Returns:
         An ``ExportResult``.
@@ -103,8 +111,18 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         loaded = load_model(model_path, safe_mode=safe_mode, calibration=raw)
         calib = _model_data(raw if raw is not None else calibration, loaded, preprocess, "calibration")
     with timer.stage("convert"):
-        result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
-                         max_samples=max_samples)
+        if calibration_method == "minmax" and not bias_correction:
+            result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
+                             max_samples=max_samples)
+            calibration_summary = {"method": "minmax", "requested": "minmax", "engine": "converter min/max",
+                                   "samples": result.calibration_samples, "warnings": []}
+        else:
+            from edgecompress.calibrate import calibrate_and_convert
+
+            result, report = calibrate_and_convert(
+                loaded, calib, method=calibration_method, percentile=percentile, bias_correction=bias_correction,
+                io_dtype=io_dtype, allow_float_fallback=allow_float_fallback, max_samples=max_samples)
+            calibration_summary = report.to_dict()
     with timer.stage("write"):
         atomic_write_bytes(out_path, result.tflite)
     info = read_model(result.tflite)
@@ -121,9 +139,24 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
 
         with timer.stage("evaluate"):
             eval_data = _model_data(evaluation, loaded, preprocess, "evaluation")
+            calibration_summary["warnings"].extend(calibration_mismatch_warnings(calib, eval_data))
             evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
     return ExportResult(out_path, loaded.to_dict(), result.to_dict(), model_summary, evaluation_summary,
-                        timer.seconds)
+                        timer.seconds, calibration=calibration_summary)
+
+
+def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str]:
+    """Warnings when the calibration data does not look like the evaluation data (input value ranges)."""
+    from edgecompress.calibration import input_range_warning
+
+    warnings = []
+    for name, arr in evaluation.x.items():
+        data = calibration.x.get(name) if name in calibration.x else calibration.first
+        view = type(calibration)({name: data}, None, calibration.source)
+        warning = input_range_warning(view, (float(arr.min()), float(arr.max())))
+        if warning:
+            warnings.append(warning + f" (compared with the evaluation data {evaluation.source})")
+    return warnings
 
 
 def _model_data(spec: Any, loaded: Any, preprocess: Mapping[str, Any] | None, purpose: str) -> Any:
