@@ -428,8 +428,10 @@ def _parse(name: str, data: bytes) -> ModelInfo:
                 bounds.index(v, tensor_count, what)
         return values
 
-    inputs = tensor_refs(_vector(graph, "Inputs", bounds, "the graph inputs"), "graph input")
-    outputs = tensor_refs(_vector(graph, "Outputs", bounds, "the graph outputs"), "graph output")
+    inputs = [bounds.index(v, tensor_count, "graph input")
+              for v in _vector(graph, "Inputs", bounds, "the graph inputs")]
+    outputs = [bounds.index(v, tensor_count, "graph output")
+               for v in _vector(graph, "Outputs", bounds, "the graph outputs")]
     operators = []
     for i in range(bounds.tables(graph.OperatorsLength(), "the operator list")):
         op = graph.Operators(i)
