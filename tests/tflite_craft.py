@@ -74,9 +74,13 @@ def _options(builder: flatbuffers.Builder, class_name: str, fields: dict[str, An
     return getattr(module, f"{class_name}End")(builder)
 
 
-def build_model(tensors: list[Tensor], ops: list[Op], codes: list[Code], buffers: list[bytes | None],
-                inputs: list[int], outputs: list[int], *, identifier: bytes = b"TFL3") -> bytes:
-    """A one-subgraph model; ``buffers[0]`` should be ``None`` (the empty buffer TFLite reserves)."""
+def build_model(tensors: list[Tensor], ops: list[Op], codes: list[Code],
+                buffers: list[bytes | tuple[int, int] | None], inputs: list[int], outputs: list[int], *,
+                identifier: bytes = b"TFL3") -> bytes:
+    """A one-subgraph model; ``buffers[0]`` should be ``None`` (the empty buffer TFLite reserves).
+
+    A buffer given as ``(offset, size)`` points at data outside the flatbuffer, as the large-model format does.
+    """
     b = flatbuffers.Builder(1024)
     Model, SubGraph, TensorT, Buffer, Operator, OperatorCode, Quant = (
         _schema(n) for n in ("Model", "SubGraph", "Tensor", "Buffer", "Operator", "OperatorCode",
@@ -84,10 +88,13 @@ def build_model(tensors: list[Tensor], ops: list[Op], codes: list[Code], buffers
 
     buffer_offsets = []
     for data in buffers:
-        data_vec = b.CreateByteVector(data) if data else None
+        data_vec = b.CreateByteVector(data) if isinstance(data, bytes) and data else None
         Buffer.BufferStart(b)
         if data_vec is not None:
             Buffer.BufferAddData(b, data_vec)
+        if isinstance(data, tuple):  # (offset, size) of data stored after the flatbuffer (large-model format)
+            Buffer.BufferAddOffset(b, data[0])
+            Buffer.BufferAddSize(b, data[1])
         buffer_offsets.append(Buffer.BufferEnd(b))
 
     tensor_offsets = []

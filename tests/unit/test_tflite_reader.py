@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -306,9 +307,26 @@ def test_fifo_is_refused_without_blocking(tmp_path):
         read_model(fifo)
 
 
-def test_files_over_two_gib_are_refused_before_reading(tmp_path):
-    big = tmp_path / "big.tflite"
-    with open(big, "wb") as handle:  # sparse: no disk space used
-        handle.truncate((2 << 30) + 1)
-    with pytest.raises(InvalidModelError, match="2 GiB"):
-        read_model(big)
+def test_models_over_two_gib_are_mapped_and_their_external_buffers_read(tmp_path):
+    offset = (2 << 30) + 4096  # past 2 GiB, as in the large-model format
+    weights = np.arange(-6, 6, dtype=np.int8)
+    header = build_model([Tensor([3, 4], buffer=1), Tensor([3, 4])], [Op(0, [0], [1])], [Code("ABS")],
+                         [None, (offset, weights.nbytes)], [], [1])
+    big = tmp_path / "large.tflite"
+    with open(big, "wb") as handle:  # sparse: the hole costs no disk space
+        handle.write(header)
+        handle.seek(offset)
+        handle.write(weights.tobytes())
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    info = read_model(big)
+    np.testing.assert_array_equal(info.constant(0), weights.reshape(3, 4))
+    assert info.size_bytes == offset + weights.nbytes and info.param_bytes == weights.nbytes
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert grown_kib < 256 * 1024  # the 2 GiB file was mapped, not read
+
+
+def test_external_buffer_past_the_end_of_the_file_is_rejected():
+    data = build_model([Tensor([4], buffer=1), Tensor([4])], [Op(0, [0], [1])], [Code("ABS")],
+                       [None, (10_000, 4)], [], [1])
+    with pytest.raises(InvalidModelError, match="buffer 1 points past the end"):
+        read_model(data)
