@@ -259,14 +259,14 @@ def _add_inspect_parser(subparsers: Any) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from edgecompress.tflite import read_model
 
     info = read_model(args.model)
     if args.json:
         _print_json(info.to_dict())
         return 0
+    from rich.table import Table
+
     console = _console()
     ops = Table(title=f"{_shown(args.model)}: {len(info.operators)} operators")
     for col in ("#", "op", "v", "inputs", "outputs", "MACs"):
