@@ -95,6 +95,7 @@ class TensorInfo:
 
     @property
     def elements(self) -> int:
+        """Number of elements (1 for a scalar)."""
         return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,10 +198,19 @@ class ModelInfo:
                 and not any(t.dtype in FLOAT_DTYPES for t in self.tensors))
 
     def op_histogram(self) -> dict[str, int]:
+        """Operator name -> how many times it occurs, most frequent first."""
         return dict(Counter(op.op for op in self.operators).most_common())
 
     def constant(self, tensor_index: int) -> np.ndarray | None:
         """The constant data of a tensor, shaped, or None when the tensor has no data in the file.
+
+        Args:
+            tensor_index: index into ``tensors``.
+
+        Returns:
+            A read-only array of the tensor's dtype and shape (int8, uint8, int16, int32, int64, float16,
+            float32, ...); raw bytes as uint8 for dtypes numpy lacks (int4, string); flat when the buffer's
+            size does not match the shape (sparse tensors). None for a tensor without data.
 
         Example:
             >>> weights = read_model("model_int8.tflite").constant(1)  # doctest: +SKIP
@@ -217,9 +227,11 @@ class ModelInfo:
         return values.reshape(tensor.shape) if values.size == tensor.elements else values
 
     def producers(self) -> dict[int, int]:
+        """Tensor index -> index of the operator that writes it (graph inputs and constants have none)."""
         return {t: op.index for op in self.operators for t in op.outputs if t >= 0}
 
     def consumers(self) -> dict[int, list[int]]:
+        """Tensor index -> indices of the operators that read it, in execution order."""
         result: dict[int, list[int]] = {}
         for op in self.operators:
             for t in op.inputs:
@@ -228,6 +240,7 @@ class ModelInfo:
         return result
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything above as JSON-ready data (what ``edgecompress inspect --json`` prints)."""
         return {
             "path": self.path, "size_bytes": self.size_bytes, "schema_version": self.schema_version,
             "description": self.description, "subgraph_count": self.subgraph_count,

@@ -330,3 +330,33 @@ def test_external_buffer_past_the_end_of_the_file_is_rejected():
                        [None, (10_000, 4)], [], [1])
     with pytest.raises(InvalidModelError, match="buffer 1 points past the end"):
         read_model(data)
+
+
+def _single_op(code: str, shapes: list[list[int]], options=None, constant: tuple[int, ...] = ()) -> int:
+    """MACs of one operator whose last shape is the output; operands in ``constant`` get a (zero) buffer."""
+    tensors, buffers = [], [None]
+    for i, shape in enumerate(shapes):
+        buffer = 0
+        if i in constant:
+            buffers.append(bytes(int(np.prod(shape))))
+            buffer = len(buffers) - 1
+        tensors.append(Tensor(shape, "INT32" if code == "TRANSPOSE_CONV" and i == 0 else "INT8", buffer=buffer))
+    n = len(shapes) - 1
+    data = build_model(tensors, [Op(0, list(range(n)), [n], options)], [Code(code)], buffers, [], [n])
+    return read_model(data).operators[0].macs
+
+
+@pytest.mark.parametrize("code,shapes,options,constant,expected", [
+    ("FULLY_CONNECTED", [[1, 6, 8], [4, 8], [1, 6, 4]], ("FullyConnectedOptions", {"KeepNumDims": True}), (1,),
+     6 * 8 * 4),
+    ("DEPTHWISE_CONV_2D", [[1, 5, 5, 2], [1, 3, 3, 4], [1, 3, 3, 4]], None, (1,), 3 * 3 * 4 * 3 * 3),
+    ("TRANSPOSE_CONV", [[4], [6, 3, 3, 2], [1, 4, 4, 2], [1, 8, 8, 6]], None, (0, 1), 4 * 4 * 2 * 3 * 3 * 6),
+    ("BATCH_MATMUL", [[1, 5, 7], [1, 7, 3], [1, 5, 3]], None, (), 5 * 3 * 7),
+    ("MAX_POOL_2D", [[1, 8, 8, 3], [1, 4, 4, 3]], ("Pool2DOptions", {"FilterWidth": 2, "FilterHeight": 2}), (),
+     4 * 4 * 3 * 2 * 2),
+    ("MUL", [[1, 4, 4, 3], [1, 1, 1, 3], [1, 4, 4, 3]], None, (), 4 * 4 * 3),
+    ("MEAN", [[1, 4, 4, 3], [2], [1, 3]], None, (1,), 4 * 4 * 3),
+    ("RESHAPE", [[1, 4, 4, 3], [2], [1, 48]], None, (1,), 0),
+])
+def test_macs_follow_the_documented_convention(code, shapes, options, constant, expected):
+    assert _single_op(code, shapes, options, constant) == expected
