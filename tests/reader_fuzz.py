@@ -12,6 +12,7 @@ import contextlib
 import json
 import random
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,18 +33,25 @@ class Hang(BaseException):
 
 @contextlib.contextmanager
 def wall_bound(seconds: float) -> Iterator[None]:
-    """Interrupt the body after ``seconds`` of wall time (main thread only)."""
+    """Interrupt the body after ``seconds`` of wall time (main thread only).
+
+    An alarm already pending (pytest-timeout's, for one) is put back afterwards with its remaining time.
+    """
 
     def expire(signum, frame):
         raise Hang(f"over {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_remaining, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_remaining > 0:
+            left = max(outer_remaining - (time.monotonic() - start), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 def use_model(data: bytes) -> None:

@@ -77,3 +77,14 @@ def test_seeded_mutations_of_every_seed(mutator):
     results = [outcome(MUTATORS[mutator](data, rng)) for data in SEED_BYTES for _ in range(60)]
     failures = [detail for kind, detail in results if kind not in ("ok", "clean")]
     assert failures == []
+
+
+def test_the_harness_reports_a_hang_instead_of_hanging(monkeypatch):
+    import tests.reader_fuzz as harness
+
+    def spin(data):
+        while True:
+            pass
+
+    monkeypatch.setattr(harness, "read_model", spin)
+    assert harness.outcome(b"", seconds=0.05)[0] == "hang"
