@@ -244,6 +244,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     table.add_row("top-1 agreement with float", "", _fmt(report["agreement"], True))
     table.add_row("full int8", "", "yes" if report["full_int8"] else "NO")
     console.print(table)
+    targets = Table(title="does it run there? (edgecompress check --target all)")
+    for col in ("target", "verdict", "answered by", "memory", "why not fully accelerated"):
+        targets.add_column(col)
+    for row in report.get("targets", []):
+        targets.add_row(row["target"], row["verdict"], row["answered_by"], str(row["memory_verdict"]),
+                        row["detail"] or "-")
+    console.print(targets)
     console.print(f"wrote {', '.join(report['files'])} under {args.out}")
     return 0
 

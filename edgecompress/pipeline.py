@@ -256,6 +256,8 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         from edgecompress.layer_error import layer_errors
 
         layers = layer_errors(result.tflite, float_bytes, test)
+    with timer.stage("check"):
+        checks = check_all_targets(result.tflite, test.first[:20])
     info = read_model(result.tflite)
     report = {
         "model": "digits_cnn (sklearn digits, 8x8x1, 10 classes)",
@@ -279,6 +281,7 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         "timings_s": timer.seconds,
         "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
         "worst_layers": [layer.to_dict() for layer in layers.layers[:3]],
+        "targets": [_check_row(c) for c in checks],
     }
     with atomic_path(out_dir / "model.keras") as tmp:
         model.save(tmp)
@@ -287,6 +290,23 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / "report.html", _demo_report(report, float_eval, int8_eval, layers).to_html())
     return report
+
+
+def check_all_targets(tflite: bytes, samples: np.ndarray | None = None) -> list[Any]:
+    """``check`` the model against every shipped target profile (real tools answer where installed)."""
+    from edgecompress.targets import check_model, list_targets, load_profile
+
+    return [check_model(tflite, load_profile(name), inputs=None if samples is None else [samples])
+            for name in list_targets()]
+
+
+def _check_row(check: Any) -> dict[str, Any]:
+    data = check.to_dict()
+    memory = data.get("memory", {})
+    detail = "; ".join(memory.get("exceeded", [])) or ", ".join(
+        f"{op['op']}: {op['reason']}" for op in data.get("operators", []) if op.get("placement") != "accelerator")
+    return {"target": data["target"], "verdict": data["verdict"], "answered_by": data["answered_by"],
+            "counts": data.get("counts", {}), "memory_verdict": memory.get("verdict"), "detail": detail[:300]}
 
 
 def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers: Any) -> Any:
@@ -299,7 +319,7 @@ def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers
     notes = [f"per-layer: {layers.matched} of {layers.int8_tensors} int8 tensors matched a float tensor, over "
              f"{layers.samples} held-out samples"]
     return Report(f"edgecompress demo: {report['model']}", model, accuracy, [lay.to_dict() for lay in layers.layers],
-                  int8_eval.confusion, notes=notes)
+                  int8_eval.confusion, checks=report.get("targets"), notes=notes)
 
 
 def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, list[str]]:
