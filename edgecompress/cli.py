@@ -101,6 +101,12 @@ def _add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--std", help="divide by this (one value or one per channel, comma-separated)")
 
 
+def _target_params(pairs: list[str]) -> dict[str, str]:
+    from edgecompress.targets import parse_params
+
+    return parse_params(pairs)
+
+
 def _add_export_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "export", help="convert a model to a calibrated full-int8 .tflite",
@@ -127,6 +133,11 @@ def _add_export_parser(subparsers: Any) -> None:
                         help="correct Conv/Dense biases for the mean output shift of int8 weight rounding")
     parser.add_argument("--unsafe-load", action="store_true",
                         help="turn Keras safe mode off (runs Lambda layers' code): only for trusted files")
+    parser.add_argument("--target", metavar="NAME",
+                        help="check the result against a target profile; TFLite Micro targets also get "
+                             "model_data.cc/.h, an op resolver and the arena size in <out>_micro/")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="target profile parameter, e.g. api_level=29 (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_preprocess_arguments(parser)
     parser.set_defaults(func=_run_export)
@@ -142,6 +153,7 @@ def _run_export(args: argparse.Namespace) -> int:
     result = export(args.model, args.calibration, args.out, io_dtype=args.io_dtype,
                     allow_float_fallback=args.allow_float_fallback, safe_mode=not args.unsafe_load,
                     evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples,
+                    target=args.target, target_params=_target_params(args.param),
                     calibration_method=args.calibration_method, percentile=args.percentile,
                     bias_correction=args.bias_correction)
     if args.json:
@@ -165,6 +177,13 @@ def _run_export(args: argparse.Namespace) -> int:
     if result.evaluation:
         ev = result.evaluation
         console.print(_evaluation_table(ev))
+    if result.check:
+        check = result.check
+        counts = ", ".join(f"{k} {v}" for k, v in check.get("counts", {}).items())
+        console.print(f"target {check['target']}: {check['verdict']} ({counts}; answered by "
+                      f"{check['answered_by']}; memory {check.get('memory', {}).get('verdict')})")
+    for path in result.extra_files:
+        console.print(f"wrote {path}")
     console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
     return 0
 

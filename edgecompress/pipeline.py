@@ -51,6 +51,7 @@ class ExportResult:
         timings: seconds per stage.
         extra_files: other files written (e.g. microcontroller sources).
         calibration: how the activation ranges were chosen (``CalibrationReport.to_dict()``).
+        check: the target check (``CheckReport.to_dict()``) when a target was given.
     """
 
     output: Path
@@ -61,16 +62,18 @@ class ExportResult:
     timings: dict[str, float]
     extra_files: list[str] = dataclasses.field(default_factory=list)
     calibration: dict[str, Any] | None = None
+    check: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"output": str(self.output), "source": self.source, "conversion": self.conversion,
                 "calibration": self.calibration, "model": self.model, "evaluation": self.evaluation,
-                "timings": self.timings, "extra_files": self.extra_files}
+                "timings": self.timings, "extra_files": self.extra_files, "check": self.check}
 
 
 def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str = "int8",
            allow_float_fallback: bool = False, safe_mode: bool = True, evaluation: Any = None,
            preprocess: Mapping[str, Any] | None = None, max_samples: int = 500,
+           target: str | None = None, target_params: Mapping[str, Any] | None = None,
            calibration_method: str = "minmax", percentile: float = 99.99,
            bias_correction: bool = False) -> ExportResult:
     """Load a model, convert it to a calibrated full-int8 ``.tflite`` and write it atomically.
@@ -133,6 +136,12 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
                                for t in summary.get("inputs", [])]
     model_summary["outputs"] = [{"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
                                 for t in summary.get("outputs", [])]
+    extra_files: list[str] = []
+    check_summary = None
+    if target is not None:
+        with timer.stage("check"):
+            check_summary, extra_files = _check_and_write_target_files(result.tflite, out_path, target,
+                                                                       dict(target_params or {}), calib)
     evaluation_summary = None
     if evaluation is not None:
         from edgecompress.validate import evaluate
@@ -142,7 +151,29 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             calibration_summary["warnings"].extend(calibration_mismatch_warnings(calib, eval_data))
             evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
     return ExportResult(out_path, loaded.to_dict(), result.to_dict(), model_summary, evaluation_summary,
-                        timer.seconds, calibration=calibration_summary)
+                        timer.seconds, extra_files=extra_files, calibration=calibration_summary,
+                        check=check_summary)
+
+
+def _check_and_write_target_files(tflite: bytes, out_path: Path, target: str, params: dict[str, Any],
+                                  calibration: Any) -> tuple[dict[str, Any], list[str]]:
+    """Check the exported model against ``target``; for TFLite Micro targets also write the firmware sources."""
+    from edgecompress.targets import check_model, load_profile
+    from edgecompress.tflite import read_model
+
+    profile = load_profile(target, **params)
+    report = check_model(tflite, profile, inputs=[arr[:8] for arr in calibration.x.values()])
+    files: list[str] = []
+    if profile.runtime == "tflm":
+        from edgecompress.runtimes.micro import write_micro_artifacts
+
+        memory = report.to_dict().get("memory", {})
+        arena = memory.get("arena_bytes") or memory.get("arena_estimate_bytes")
+        if arena:
+            written = write_micro_artifacts(tflite, out_path.parent / f"{out_path.stem}_micro", read_model(tflite),
+                                            int(arena))
+            files = [str(path) for path in written.values()]
+    return report.to_dict(), files
 
 
 def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str]:
