@@ -1099,7 +1099,7 @@ _TFLM_MISSING = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
 def _apply_tflm(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
     from edgecompress.runtimes.micro import run_micro
 
-    result = run_micro(data, inputs, model_info=model_info)
+    result = run_micro(data, inputs, model_info=model_info, samples=16 if inputs is not None else 4)
     report.tool["tflm"] = result.to_dict()
     report.answered_by = "tflm"
     rules_runs = not any(v.placement == "unsupported" for v in report.operators)
