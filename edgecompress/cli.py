@@ -236,6 +236,8 @@ def _add_check_parser(subparsers: Any) -> None:
     parser.add_argument("--calibration", metavar="DATA",
                         help="samples (.npz, image folder, module:function) for TFLite Micro's output comparison "
                              "with LiteRT (default: seeded random int8 inputs)")
+    parser.add_argument("--compiled-out", metavar="FILE",
+                        help="write the compiler's output model (Vela-optimised or Edge TPU .tflite) here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_run_check)
 
@@ -253,7 +255,8 @@ def _run_check(args: argparse.Namespace) -> int:
     reports = []
     for name in names:
         profile = load_profile(name, **(_params_for(name, params) if args.target == "all" else params))
-        reports.append(check_model(args.model, profile, use_tools=not args.rules_only, inputs=inputs))
+        reports.append(check_model(args.model, profile, use_tools=not args.rules_only, inputs=inputs,
+                                   compiled_out=args.compiled_out if args.target != "all" else None))
     if args.json:
         _print_json([r.to_dict() for r in reports] if args.target == "all" else reports[0].to_dict())
     elif args.target == "all":
