@@ -109,7 +109,7 @@ def main() -> None:
                 ours_s.append(time.perf_counter() - start)
             b, o = statistics.median(bare_s), statistics.median(ours_s)
             table.add_row(name, f"{b:.2f}", f"{o:.2f}", f"{o / b:.2f}x", f"{bare_bytes:,} / {ours_bytes:,}")
-    Console().print(table)
+    Console(width=160).print(table)
     print("command: python benchmarks/export_overhead.py " + " ".join(sys.argv[1:]))
 
 

@@ -28,6 +28,9 @@ _EXPORTS = {
     "read_model": "edgecompress.tflite",
     "evaluate": "edgecompress.validate",
     "export": "edgecompress.pipeline",
+    "validate_model": "edgecompress.pipeline",
+    "layer_errors": "edgecompress.layer_error",
+    "Report": "edgecompress.report",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -386,12 +386,33 @@ def _shape_hint(got: tuple[int, ...], expected: tuple[int | None, ...]) -> str:
 
 
 def input_range_warning(calibration: Dataset, expected_range: tuple[float, float] | None) -> str | None:
-    """A warning when the calibration values lie far outside the range the model was trained on."""
+    """A warning when the calibration values do not look like the values the model will see.
+
+    Flags a span more than 10x wider or narrower than expected (e.g. [0, 255] against [0, 1]) and ranges that
+    barely overlap (less than half of the narrower one is shared, e.g. [-1, 1] against [0, 1] passes, [-1, 0]
+    against [0, 1] does not).
+
+    Args:
+        calibration: the calibration data (its first input is checked).
+        expected_range: ``(min, max)`` the model expects, e.g. measured on the evaluation data; None skips the check.
+
+    Returns:
+        The warning sentence, or None.
+
+    Example:
+        >>> ds = Dataset({"input": np.full((2, 3), 255.0, np.float32)}, None, "calib.npz")
+        >>> input_range_warning(ds, (0.0, 1.0)) is not None
+        True
+    """
     if expected_range is None:
         return None
     lo, hi = float(calibration.first.min()), float(calibration.first.max())
-    span = expected_range[1] - expected_range[0]
-    if span > 0 and (hi - lo) > 10 * span:
+    e_lo, e_hi = float(expected_range[0]), float(expected_range[1])
+    span, e_span = hi - lo, e_hi - e_lo
+    overlap = min(hi, e_hi) - max(lo, e_lo)
+    mismatch = ((e_span > 0 and span > 10 * e_span) or (span > 0 and e_span > 10 * span)
+                or (min(span, e_span) > 0 and overlap < 0.5 * min(span, e_span)))
+    if mismatch:
         return (f"{calibration.source}: calibration values span [{lo:g}, {hi:g}] but the model expects about "
-                f"[{expected_range[0]:g}, {expected_range[1]:g}]; check the scaling (e.g. divide by 255).")
+                f"[{e_lo:g}, {e_hi:g}]; check the scaling (e.g. divide by 255) so calibration matches real inputs.")
     return None

@@ -32,7 +32,8 @@ def _json_default(value: Any) -> Any:
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    # piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80-column default
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 _PARSERS: list[Callable[[Any], None]] = []
@@ -115,6 +116,15 @@ def _add_export_parser(subparsers: Any) -> None:
                         help="write a mixed int8/float model when some operators cannot be int8")
     parser.add_argument("--eval", metavar="DATA", help="evaluation data: report int8 vs float accuracy")
     parser.add_argument("--max-samples", type=int, default=500, help="calibrate on at most N samples")
+    parser.add_argument("--calibration-method", choices=("minmax", "percentile", "mse", "kl", "auto"),
+                        default="minmax",
+                        help="how activation ranges are chosen: minmax (the converter's own, default), percentile, "
+                             "mse, kl (entropy), or auto (score each on held-out calibration samples, keep the best)")
+    parser.add_argument("--percentile", type=float, default=99.99,
+                        help="for --calibration-method percentile/auto: keep values up to this percentile "
+                             "(default 99.99)")
+    parser.add_argument("--bias-correction", action="store_true",
+                        help="correct Conv/Dense biases for the mean output shift of int8 weight rounding")
     parser.add_argument("--unsafe-load", action="store_true",
                         help="turn Keras safe mode off (runs Lambda layers' code): only for trusted files")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -127,9 +137,13 @@ def _run_export(args: argparse.Namespace) -> int:
 
     if args.max_samples < 1:
         raise EdgeCompressError(f"--max-samples must be at least 1. Received: {args.max_samples}.")
+    if not 50.0 < args.percentile <= 100.0:
+        raise EdgeCompressError(f"--percentile must be in (50, 100]. Received: {args.percentile}.")
     result = export(args.model, args.calibration, args.out, io_dtype=args.io_dtype,
                     allow_float_fallback=args.allow_float_fallback, safe_mode=not args.unsafe_load,
-                    evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples)
+                    evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples,
+                    calibration_method=args.calibration_method, percentile=args.percentile,
+                    bias_correction=args.bias_correction)
     if args.json:
         _print_json(result.to_dict())
         return 0
@@ -142,6 +156,10 @@ def _run_export(args: argparse.Namespace) -> int:
         console.print(f"warning: {warning}")
     for op in conv["float_ops"]:
         console.print(f"  float operator #{op['index']} {op['op']}: {op['reason']}")
+    if result.calibration:
+        console.print(_calibration_line(result.calibration))
+        for warning in result.calibration.get("warnings", []):
+            console.print(f"warning: {warning}")
     ops = ", ".join(f"{name} x{count}" for name, count in model.get("op_histogram", {}).items())
     console.print(f"operators: {ops}")
     if result.evaluation:
@@ -149,6 +167,22 @@ def _run_export(args: argparse.Namespace) -> int:
         console.print(_evaluation_table(ev))
     console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
     return 0
+
+
+def _calibration_line(calibration: dict[str, Any]) -> str:
+    line = f"calibration: {calibration['method']}"
+    auto = calibration.get("auto")
+    if auto:
+        scores = ", ".join(f"{name} {100 * s['agreement']:.1f}%" for name, s in auto["scores"].items())
+        line += (f" (auto on {auto['holdout_samples']} held-out samples: {scores}; "
+                 f"+{auto['agreement_gain_vs_minmax_points']:.2f} points of agreement over minmax)")
+    if calibration.get("bias_correction"):
+        line += f", bias correction on {calibration['bias_correction']['layers']} layer(s)"
+    stability = calibration.get("stability")
+    if stability:
+        after = stability["stable_after"]
+        line += f", ranges stable after {after} samples" if after else ", ranges not yet stable"
+    return line
 
 
 def _fmt(value: Any, percent: bool = False) -> str:
@@ -214,7 +248,58 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_PARSERS.extend([_add_export_parser, _add_demo_parser])
+def _add_inspect_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="list a .tflite model's operators, tensors, parameters and MACs (no TensorFlow)",
+        description="Read a TFLite flatbuffer without running it and say exactly what it is.")
+    parser.add_argument("model", help="a .tflite file")
+    parser.add_argument("--tensors", action="store_true", help="also list every tensor")
+    parser.add_argument("--json", action="store_true", help="print everything as JSON")
+    parser.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from edgecompress.tflite import read_model
+
+    info = read_model(args.model)
+    if args.json:
+        _print_json(info.to_dict())
+        return 0
+    console = _console()
+    ops = Table(title=f"{args.model}: {len(info.operators)} operators")
+    for col in ("#", "op", "v", "inputs", "outputs", "MACs"):
+        ops.add_column(col, justify="right" if col in ("#", "v", "MACs") else "left")
+    for op in info.operators:
+        ops.add_row(str(op.index), op.op, str(op.version), ",".join(map(str, op.inputs)),
+                    ",".join(map(str, op.outputs)), f"{op.macs:,}")
+    console.print(ops)
+    if args.tensors:
+        tensors = Table(title="tensors")
+        for col in ("#", "name", "shape", "dtype", "scale", "zero point", "const"):
+            tensors.add_column(col)
+        for t in info.tensors:
+            scale = f"{t.scale[0]:.3g}" + (f" (+{len(t.scale) - 1})" if len(t.scale) > 1 else "") if t.scale else "-"
+            zp = str(t.zero_point[0]) if t.zero_point else "-"
+            tensors.add_row(str(t.index), t.name[:60], str(list(t.shape)), t.dtype, scale, zp,
+                            "yes" if t.is_constant else "")
+        console.print(tensors)
+    io = ", ".join(f"{info.tensors[i].name} {list(info.tensors[i].shape)} {info.tensors[i].dtype}"
+                   for i in info.inputs + info.outputs)
+    console.print(f"I/O: {io}")
+    console.print(f"size {info.size_bytes:,} bytes, {info.param_count:,} parameters ({info.param_bytes:,} bytes), "
+                  f"{info.total_macs:,} MACs, {info.subgraph_count} subgraph(s)")
+    if info.is_full_int8:
+        console.print("full int8: yes (no float tensor, no QUANTIZE/DEQUANTIZE inside the graph)")
+    else:
+        shown = ", ".join(info.float_tensors[:5]) + (" ..." if len(info.float_tensors) > 5 else "")
+        console.print(f"full int8: NO: {len(info.float_tensors)} float tensor(s) ({shown}); "
+                      f"{info.quantize_ops_inside} QUANTIZE/DEQUANTIZE inside the graph")
+    return 0
+
+
+_PARSERS.extend([_add_export_parser, _add_demo_parser, _add_inspect_parser])
 
 
 # ------------------------------------------------------------------------------------------- check / targets
@@ -348,3 +433,81 @@ def _run_targets(args: argparse.Namespace) -> int:
 
 
 _PARSERS.extend([_add_check_parser, _add_targets_parser])
+ACCURACY_GATE_EXIT = 5
+
+
+def _add_validate_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate", help="accuracy of an int8 .tflite against its float model, per layer, with an accuracy gate",
+        description="Run evaluation data through the int8 model (host LiteRT, or TFLite Micro for "
+                    "microcontroller targets) and through the float reference; report top-1/top-5, agreement, "
+                    "cosine, SNR, max abs error, the per-layer quantization error worst first, and optionally "
+                    f"re-export with the worst layers in float. Exit {ACCURACY_GATE_EXIT} when --max-drop is "
+                    "exceeded.")
+    parser.add_argument("model", help="the int8 .tflite")
+    parser.add_argument("--reference", metavar="FLOAT_MODEL",
+                        help="float model: .keras, .h5, SavedModel directory, .onnx or float .tflite")
+    parser.add_argument("--data", required=True, metavar="EVAL",
+                        help="evaluation data (.npz with x[, y], image folder, module:function), NHWC")
+    parser.add_argument("--target", metavar="NAME", help="target profile: microcontroller targets run on TFLite Micro")
+    parser.add_argument("--runtime", choices=("host", "micro"), help="evaluate on host LiteRT or TFLite Micro")
+    parser.add_argument("--device", metavar="URI", help="ssh://host or adb://serial (not wired in this build)")
+    parser.add_argument("--arena-size", type=int, metavar="BYTES", help="TFLite Micro arena for evaluation")
+    parser.add_argument("--max-drop", type=float, metavar="POINTS",
+                        help=f"exit {ACCURACY_GATE_EXIT} when top-1 drops by more than POINTS "
+                             "(without labels: top-1 disagreement with the reference, in points)")
+    parser.add_argument("--fix", choices=("float-fallback",),
+                        help="re-export with the worst layers kept in float and show before/after")
+    parser.add_argument("--fix-layers", type=int, default=3, metavar="K", help="layers to keep float (default 3)")
+    parser.add_argument("--calibration", metavar="DATA", help="representative data for --fix re-export")
+    parser.add_argument("--out", metavar="FILE", help="where --fix writes the fixed .tflite")
+    parser.add_argument("--layer-samples", type=int, default=64, metavar="N",
+                        help="samples traced for the per-layer error (default 64)")
+    parser.add_argument("--unsafe-load", action="store_true",
+                        help="turn Keras safe mode off for the reference: only for trusted files")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    parser.set_defaults(func=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from edgecompress.pipeline import validate_model
+    from edgecompress.report import Report
+    from edgecompress.validate import gated_drop
+
+    if args.fix_layers < 1:
+        raise EdgeCompressError(f"--fix-layers must be at least 1. Received: {args.fix_layers}.")
+    if args.layer_samples < 1:
+        raise EdgeCompressError(f"--layer-samples must be at least 1. Received: {args.layer_samples}.")
+    result = validate_model(args.model, args.data, args.reference, target=args.target, runtime=args.runtime,
+                            device=args.device, arena_size=args.arena_size, fix=args.fix,
+                            fix_layers=args.fix_layers, calibration=args.calibration, fix_out=args.out,
+                            layer_samples=args.layer_samples, safe_mode=not args.unsafe_load, html=args.html)
+    drop = gated_drop(result.evaluation)
+    failed = args.max_drop is not None and drop is not None and drop > args.max_drop
+    payload = result.to_dict()
+    if args.max_drop is not None:
+        payload["gate"] = {"max_drop": args.max_drop, "drop": drop, "passed": not failed}
+    if args.json:
+        _print_json(payload)
+    else:
+        console = _console()
+        for renderable in Report.from_validation(result).terminal():
+            console.print(renderable)
+        if result.fix is not None:
+            before, after = result.fix.before, result.fix.after
+            console.print(f"float fallback ({', '.join(result.fix.float_ops)}): top-1 {_fmt(before.top1, True)} -> "
+                          f"{_fmt(after.top1, True)}, agreement {_fmt(before.agreement, True)} -> "
+                          f"{_fmt(after.agreement, True)}; wrote {result.fix.output}")
+        if args.html:
+            console.print(f"wrote {args.html}")
+        if args.max_drop is not None:
+            verdict = "FAILED" if failed else "passed"
+            console.print(f"accuracy gate {verdict}: drop {_fmt(drop)} points, bound {args.max_drop}")
+    if args.max_drop is not None and drop is None:
+        raise EdgeCompressError("--max-drop needs labels in --data or a --reference to compare with. Received: "
+                                "neither, so there is no drop to gate on.")
+    return ACCURACY_GATE_EXIT if failed else 0
+
+
+_PARSERS.append(_add_validate_parser)

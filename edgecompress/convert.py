@@ -169,9 +169,14 @@ def convert(model: Any, calibration: Any, *, io_dtype: str = "int8", allow_float
     float_ops = float_operators(data, "")
     if float_ops and not allow_float_fallback:
         listing = "; ".join(f"#{op['index']} {op['op']} ({op['reason']})" for op in float_ops)
-        raise ConversionError(f"model '{_keras_model(model).name}' converted but is not full-int8: {listing}. "
-                              "Pass --allow-float-fallback to keep it anyway.")
-    return ConversionResult(data, io_dtype, float_ops, samples, [])
+        raise ConversionError(f"model '{_keras_model(model).name}' cannot be made full-int8: {listing}. "
+                              "Replace those layers with int8-capable ones, or pass --allow-float-fallback "
+                              "to write a mixed int8/float model.")
+    warnings = []
+    if float_ops:
+        warnings.append(f"{len(float_ops)} operator(s) stayed float32 (--allow-float-fallback): "
+                        + ", ".join(op["op"] for op in float_ops))
+    return ConversionResult(data, io_dtype, float_ops, samples, warnings)
 
 
 def _convert(fixed: Any, arrays: dict[str, np.ndarray], names: list[str], io_dtype: str, *, strict: bool,
@@ -224,13 +229,13 @@ def float_operators(tflite: bytes, converter_message: str) -> list[dict[str, Any
     from edgecompress.tflite import read_model
 
     info = read_model(tflite)
-    graph_inputs, graph_outputs = set(info.inputs), set(info.outputs)
     result = []
     for op in info.operators:
         tensors = [t for t in op.inputs + op.outputs if t >= 0 and not info.tensors[t].is_constant]
         if not any(info.tensors[t].dtype in ("float32", "float16") for t in tensors):
             continue
-        if op.op in ("QUANTIZE", "DEQUANTIZE") and (set(op.inputs) & graph_inputs or set(op.outputs) & graph_outputs):
+        if op.op in ("QUANTIZE", "DEQUANTIZE"):
+            # the converter's bridges to and from float: the culprit is the operator they surround
             continue
         reason = "no int8 kernel for this operator in the TFLite builtins, so the converter kept it float"
         if op.op.lower() in converter_message.lower():

@@ -50,6 +50,7 @@ class ExportResult:
         evaluation: accuracy on evaluation data, when given.
         timings: seconds per stage.
         extra_files: other files written (e.g. microcontroller sources).
+        calibration: how the activation ranges were chosen (``CalibrationReport.to_dict()``).
     """
 
     output: Path
@@ -59,16 +60,19 @@ class ExportResult:
     evaluation: dict[str, Any] | None
     timings: dict[str, float]
     extra_files: list[str] = dataclasses.field(default_factory=list)
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"output": str(self.output), "source": self.source, "conversion": self.conversion,
-                "model": self.model, "evaluation": self.evaluation, "timings": self.timings,
-                "extra_files": self.extra_files}
+                "calibration": self.calibration, "model": self.model, "evaluation": self.evaluation,
+                "timings": self.timings, "extra_files": self.extra_files}
 
 
 def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str = "int8",
            allow_float_fallback: bool = False, safe_mode: bool = True, evaluation: Any = None,
-           preprocess: Mapping[str, Any] | None = None, max_samples: int = 500) -> ExportResult:
+           preprocess: Mapping[str, Any] | None = None, max_samples: int = 500,
+           calibration_method: str = "minmax", percentile: float = 99.99,
+           bias_correction: bool = False) -> ExportResult:
     """Load a model, convert it to a calibrated full-int8 ``.tflite`` and write it atomically.
 
     Args:
@@ -81,6 +85,10 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         evaluation: optional evaluation data (with labels for top-1) to compare int8 against float.
         preprocess: image-folder preprocessing (size, channels, scale, mean, std, channel_order).
         max_samples: calibrate on at most this many samples.
+        calibration_method: how activation ranges are chosen: "minmax" (the bare converter), "percentile",
+            "mse", "kl" or "auto" (see ``edgecompress.calibrate``).
+        percentile: for "percentile" (and the percentile candidate of "auto").
+        bias_correction: correct Conv/Dense biases for the mean shift of int8 weight rounding.
 
     Returns:
         An ``ExportResult``.
@@ -101,12 +109,20 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         if model_path.suffix.lower() == ".onnx":
             raw = load_data(calibration, preprocess=preprocess)
         loaded = load_model(model_path, safe_mode=safe_mode, calibration=raw)
-        calib = load_data(raw if raw is not None else calibration, input_names=loaded.input_names,
-                          input_shapes=_layout_for(loaded, raw), preprocess=preprocess)
-        calib = _to_model_layout(calib, loaded)
+        calib = _model_data(raw if raw is not None else calibration, loaded, preprocess, "calibration")
     with timer.stage("convert"):
-        result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
-                         max_samples=max_samples)
+        if calibration_method == "minmax" and not bias_correction:
+            result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
+                             max_samples=max_samples)
+            calibration_summary = {"method": "minmax", "requested": "minmax", "engine": "converter min/max",
+                                   "samples": result.calibration_samples, "warnings": []}
+        else:
+            from edgecompress.calibrate import calibrate_and_convert
+
+            result, report = calibrate_and_convert(
+                loaded, calib, method=calibration_method, percentile=percentile, bias_correction=bias_correction,
+                io_dtype=io_dtype, allow_float_fallback=allow_float_fallback, max_samples=max_samples)
+            calibration_summary = report.to_dict()
     with timer.stage("write"):
         atomic_write_bytes(out_path, result.tflite)
     info = read_model(result.tflite)
@@ -122,16 +138,36 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         from edgecompress.validate import evaluate
 
         with timer.stage("evaluate"):
-            eval_data = load_data(evaluation, input_names=loaded.input_names,
-                                  input_shapes=_layout_for(loaded, None), preprocess=preprocess,
-                                  purpose="evaluation")
+            eval_data = _model_data(evaluation, loaded, preprocess, "evaluation")
+            calibration_summary["warnings"].extend(calibration_mismatch_warnings(calib, eval_data))
             evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
     return ExportResult(out_path, loaded.to_dict(), result.to_dict(), model_summary, evaluation_summary,
-                        timer.seconds)
+                        timer.seconds, calibration=calibration_summary)
 
 
-def _layout_for(loaded: Any, raw: Any) -> list[tuple[int | None, ...]] | None:
-    return None if raw is not None else loaded.input_shapes
+def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str]:
+    """Warnings when the calibration data does not look like the evaluation data (input value ranges)."""
+    from edgecompress.calibration import input_range_warning
+
+    warnings = []
+    for name, arr in evaluation.x.items():
+        data = calibration.x.get(name) if name in calibration.x else calibration.first
+        view = type(calibration)({name: data}, None, calibration.source)
+        warning = input_range_warning(view, (float(arr.min()), float(arr.max())))
+        if warning:
+            warnings.append(warning + f" (compared with the evaluation data {evaluation.source})")
+    return warnings
+
+
+def _model_data(spec: Any, loaded: Any, preprocess: Mapping[str, Any] | None, purpose: str) -> Any:
+    """Load data for ``loaded``; ONNX models accept their own NCHW layout too (see ``_to_model_layout``)."""
+    from edgecompress.calibration import load_data
+
+    if loaded.source_format == "onnx":
+        dataset = load_data(spec, preprocess=preprocess, purpose=purpose)
+        return _to_model_layout(dataset, loaded)
+    return load_data(spec, input_names=loaded.input_names, input_shapes=loaded.input_shapes,
+                     preprocess=preprocess, purpose=purpose)
 
 
 def _to_model_layout(dataset: Any, loaded: Any) -> Any:
@@ -143,7 +179,9 @@ def _to_model_layout(dataset: Any, loaded: Any) -> Any:
         expected = tuple(shape)
         if arr.ndim == 4 and tuple(arr.shape[1:]) != expected and (arr.shape[2], arr.shape[3], arr.shape[1]) == expected:
             arr = arr.transpose(0, 2, 3, 1)
-            loaded.notes.append(f"calibration input '{name}' transposed from NCHW to NHWC")
+            note = f"input '{name}' data transposed from NCHW to NHWC"
+            if note not in loaded.notes:
+                loaded.notes.append(note)
         if tuple(arr.shape[1:]) != expected:
             raise CalibrationError(f"{dataset.source}: expected samples of shape {expected} (NHWC) or the ONNX "
                                    f"NCHW layout for input '{name}'. Received: shape={tuple(arr.shape[1:])}.")
@@ -214,6 +252,10 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         float_eval = evaluate(float_bytes, test)
         int8_eval = evaluate(result.tflite, test, reference=model)
         keras_top1 = float(np.mean(model.predict(test.first, verbose=0).argmax(1) == test.y))
+    with timer.stage("layers"):
+        from edgecompress.layer_error import layer_errors
+
+        layers = layer_errors(result.tflite, float_bytes, test)
     info = read_model(result.tflite)
     report = {
         "model": "digits_cnn (sklearn digits, 8x8x1, 10 classes)",
@@ -235,11 +277,142 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         "operators": info.to_dict().get("op_histogram", {}),
         "total_macs": info.total_macs,
         "timings_s": timer.seconds,
-        "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json"],
+        "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
+        "worst_layers": [layer.to_dict() for layer in layers.layers[:3]],
     }
     with atomic_path(out_dir / "model.keras") as tmp:
         model.save(tmp)
     atomic_write_bytes(out_dir / "model_float.tflite", float_bytes)
     atomic_write_bytes(out_dir / "model_int8.tflite", result.tflite)
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.html", _demo_report(report, float_eval, int8_eval, layers).to_html())
     return report
+
+
+def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers: Any) -> Any:
+    from edgecompress.report import Report
+
+    model = {"model": report["model"], "int8_bytes": report["int8_bytes"], "float_bytes": report["float_bytes"],
+             "full_int8": report["full_int8"], "int8_io": report["int8_io"], "operators": report["operators"],
+             "total_macs": report["total_macs"], "calibration": report["calibration"]["file"]}
+    accuracy = [{"name": "float32 .tflite", **float_eval.to_dict()}, {"name": "int8 .tflite", **int8_eval.to_dict()}]
+    notes = [f"per-layer: {layers.matched} of {layers.int8_tensors} int8 tensors matched a float tensor, over "
+             f"{layers.samples} held-out samples"]
+    return Report(f"edgecompress demo: {report['model']}", model, accuracy, [lay.to_dict() for lay in layers.layers],
+                  int8_eval.confusion, notes=notes)
+
+
+def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, list[str]]:
+    """The evaluation runtime: TFLite Micro for profiles whose runtime is ``tflm``, host LiteRT otherwise."""
+    from edgecompress.errors import ProfileError
+
+    if target is None:
+        return runtime or "host", []
+    try:
+        from edgecompress.targets import load_profile
+    except ImportError as exc:
+        raise ProfileError(f"--target {target}: target profiles are not part of this build yet. Pass --runtime "
+                           "micro (TFLite Micro) or --runtime host instead.") from exc
+    profile = load_profile(target)
+    chosen = "micro" if profile.runtime == "tflm" else "host"
+    if runtime is not None and runtime != chosen:
+        raise ProfileError(f"--target {target} runs on '{profile.runtime}', which validate evaluates with the "
+                           f"{chosen} runtime. Received: --runtime {runtime}. Drop --runtime or --target.")
+    notes = []
+    if chosen == "host" and profile.runtime != "litert":
+        notes.append(f"target {target} runs on '{profile.runtime}'; accuracy was measured with the host LiteRT "
+                     "int8 kernels, which use the same TFLite quantization arithmetic")
+    return chosen, notes
+
+
+def validate_model(model: str | Path, data: Any, reference: str | Path | None = None, *,
+                   target: str | None = None, runtime: str | None = None, device: str | None = None,
+                   arena_size: int | None = None, fix: str | None = None, fix_layers: int = 3,
+                   calibration: Any = None, fix_out: str | Path | None = None, layer_samples: int = 64,
+                   safe_mode: bool = True, html: str | Path | None = None) -> Any:
+    """Validate an int8 ``.tflite`` against its float reference, per layer, and optionally fix the worst layers.
+
+    Args:
+        model: the int8 ``.tflite``.
+        data: evaluation data (anything ``load_data`` accepts), in the ``.tflite``'s NHWC layout.
+        reference: the float model (``.keras``/``.h5``/SavedModel/``.onnx``/float ``.tflite``).
+        target: a target profile name; microcontroller profiles evaluate on TFLite Micro.
+        runtime: "host" or "micro" (default: from the target, else host).
+        device: an ssh/adb device URI (not wired yet: raises a ToolchainError).
+        arena_size: TFLite Micro arena bytes.
+        fix: "float-fallback" to re-export with the ``fix_layers`` worst layers in float.
+        fix_layers: how many of the worst layers to keep float.
+        calibration: representative data for the re-export (required with ``fix``).
+        fix_out: where the fixed ``.tflite`` goes (default ``<model>_float_fallback.tflite`` beside the model).
+        layer_samples: samples traced for the per-layer error.
+        safe_mode: Keras safe mode for loading the reference.
+        html: write the self-contained HTML report here.
+
+    Returns:
+        A ``ValidationResult``.
+
+    Example:
+        >>> result = validate_model("m_int8.tflite", "test.npz", "m.keras")  # doctest: +SKIP
+        >>> result.evaluation.drop_points  # doctest: +SKIP
+        0.28
+    """
+    from edgecompress.calibration import load_data
+    from edgecompress.errors import CalibrationError, ToolchainError
+    from edgecompress.validate import FixResult, ValidationResult, evaluate, load_reference, model_summary
+
+    if device is not None:
+        raise ToolchainError(f"--device {device}: the ssh/adb device runners are not part of this build yet. "
+                             "Run without --device to measure on this machine.")
+    if fix is not None and fix != "float-fallback":
+        raise CalibrationError(f"--fix must be 'float-fallback'. Received: {fix!r}.")
+    if fix is not None and (reference is None or calibration is None):
+        raise CalibrationError("--fix float-fallback re-exports the model, so it needs the float model "
+                               "(--reference) and representative data (--calibration). Received: "
+                               f"reference={'given' if reference else 'missing'}, "
+                               f"calibration={'given' if calibration is not None else 'missing'}.")
+    chosen, notes = _runtime_for_target(target, runtime)
+    model_path = Path(model)
+    from edgecompress.errors import LoadError
+
+    if not model_path.is_file():
+        raise LoadError(f"{model_path}: model not found. Pass the int8 .tflite to validate.")
+    tflite = model_path.read_bytes()
+    dataset = load_data(data, purpose="evaluation")
+    ref = load_reference(reference, dataset, safe_mode=safe_mode) if reference is not None else None
+    evaluation = evaluate(tflite, dataset, reference=ref.outputs if ref else None, runtime=chosen,
+                          arena_size=arena_size)
+    layers = None
+    if ref is not None and ref.float_tflite is not None:
+        from edgecompress.layer_error import layer_errors
+
+        layers = layer_errors(tflite, ref.float_tflite, dataset, max_samples=layer_samples)
+    if ref is not None:
+        notes.extend(ref.notes)
+    fix_result = None
+    if fix is not None:
+        if layers is None or not layers.layers:
+            raise CalibrationError("--fix float-fallback needs the per-layer ranking, which needs a Keras or float "
+                                   ".tflite reference. Received: a reference without a float .tflite counterpart.")
+        from edgecompress.fallback import calibrate, quantize
+
+        calib = load_data(calibration, purpose="calibration")
+        calibrated = calibrate(ref.float_tflite, calib)
+        io_dtype = model_summary(tflite)["inputs"][0]["dtype"]
+        io_dtype = io_dtype if io_dtype in ("int8", "uint8") else "float32"
+        worst = layers.layers[:fix_layers]
+        baseline = quantize(calibrated, [], io_dtype=io_dtype)
+        fixed = quantize(calibrated, [layer.float_tensor for layer in worst], io_dtype=io_dtype)
+        fix_result = FixResult(
+            "float-fallback", [layer.tensor for layer in worst], [layer.op for layer in worst], evaluation,
+            evaluate(baseline, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size),
+            evaluate(fixed, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size), fixed)
+        out = Path(fix_out) if fix_out else model_path.with_name(f"{model_path.stem}_float_fallback.tflite")
+        atomic_write_bytes(out, fixed)
+        fix_result.output = str(out)
+    result = ValidationResult(str(model_path), evaluation, ref.to_dict() if ref else None, layers,
+                              model_summary(tflite), target, fix_result, notes)
+    if html is not None:
+        from edgecompress.report import Report
+
+        atomic_write_text(Path(html), Report.from_validation(result).to_html())
+    return result

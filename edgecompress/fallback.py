@@ -1,0 +1,96 @@
+"""Re-export a model in int8 with chosen operators kept in float: the measured fix for the worst layers.
+
+The float ``.tflite`` is calibrated once (TFLite's calibrator records every tensor's range) and then quantized by
+the converter's MLIR quantizer with ``denylisted_nodes``: the operators producing those tensors stay float32 with
+QUANTIZE/DEQUANTIZE around them. This is what ``tf.lite.experimental.QuantizationDebugger``'s
+``get_nondebug_quantized_model`` does with ``QuantizationDebugOptions(denylisted_nodes=...)``, without needing the
+Keras model: any float ``.tflite`` of the network works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgecompress.capture import captured_output
+from edgecompress.errors import CalibrationError, ConversionError
+
+IO_DTYPES = ("int8", "uint8", "float32")
+
+
+def _arrays(calibration: Any) -> np.ndarray:
+    x = getattr(calibration, "x", calibration)
+    if isinstance(x, dict):
+        if len(x) != 1:
+            raise CalibrationError(f"float fallback re-export supports single-input models. Received: {len(x)} "
+                                   "input arrays.")
+        x = next(iter(x.values()))
+    return np.asarray(x, np.float32)
+
+
+def calibrate(float_tflite: bytes, calibration: Any, *, max_samples: int = 500) -> bytes:
+    """Record activation ranges of a float ``.tflite`` on representative data.
+
+    Args:
+        float_tflite: a float32 flatbuffer (static batch 1).
+        calibration: representative samples (a ``Dataset``, array or one-entry dict).
+        max_samples: use at most this many.
+
+    Returns:
+        The calibrated float flatbuffer (input to ``quantize``).
+    """
+    from tensorflow.lite.python.optimize import calibrator
+
+    x = _arrays(calibration)
+    if len(x) == 0:
+        raise CalibrationError("float fallback re-export needs calibration samples. Received: 0 samples.")
+
+    def samples() -> Iterator[list[np.ndarray]]:
+        for i in range(min(len(x), max_samples)):
+            yield [x[i : i + 1]]
+
+    try:
+        with captured_output():
+            model = calibrator.add_intermediate_tensors(float_tflite)
+            return bytes(calibrator.Calibrator(model).calibrate(samples))
+    except Exception as exc:  # the calibrator raises plain RuntimeError/ValueError with the reason
+        raise ConversionError(f"calibrating the float model failed ({str(exc).splitlines()[0][:300]}). "
+                              "Check that the calibration samples match the model input.") from exc
+
+
+def quantize(calibrated: bytes, float_nodes: Sequence[str] = (), *, io_dtype: str = "int8") -> bytes:
+    """Quantize a calibrated model to int8, keeping the operators that produce ``float_nodes`` in float.
+
+    Args:
+        calibrated: the output of ``calibrate``.
+        float_nodes: names of tensors whose producing operators stay float32.
+        io_dtype: dtype of the model's input and output tensors.
+
+    Returns:
+        The flatbuffer bytes.
+
+    Example:
+        >>> fixed = quantize(calibrate(float_bytes, calib), ["model/conv2/Relu"])  # doctest: +SKIP
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tflite_convert
+
+    if io_dtype not in IO_DTYPES:
+        raise ConversionError(f"io_dtype must be one of {', '.join(IO_DTYPES)}. Received: {io_dtype!r}.")
+    dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_dtype]
+    try:
+        with captured_output():
+            return bytes(tflite_convert.mlir_quantize(
+                calibrated, fully_quantize=True, input_data_type=dtype, output_data_type=dtype,
+                denylisted_nodes=list(float_nodes) or None))
+    except Exception as exc:
+        raise ConversionError(f"re-quantizing with {len(float_nodes)} float operator(s) failed "
+                              f"({str(exc).splitlines()[0][:300]}).") from exc
+
+
+def float_fallback(float_tflite: bytes, calibration: Any, float_nodes: Sequence[str], *, io_dtype: str = "int8",
+                   max_samples: int = 500) -> bytes:
+    """Calibrate and quantize ``float_tflite`` with the operators producing ``float_nodes`` kept float."""
+    return quantize(calibrate(float_tflite, calibration, max_samples=max_samples), float_nodes, io_dtype=io_dtype)

@@ -1,0 +1,323 @@
+"""Where an int8 model loses accuracy: per-layer quantization error against the float model, worst first.
+
+Both models run on the host LiteRT interpreter with every intermediate tensor kept
+(``experimental_preserve_all_tensors``, default delegates off so XNNPACK does not fuse them away). Each int8
+operator output is paired with the float tensor the same graph computed: by tensor name first (both flatbuffers
+come from the same Keras graph, so the converter names tensors alike), then by operator type and output shape in
+execution order. The int8 values are dequantized and compared:
+
+- ``rmse``: root-mean-square error divided by the float tensor's range (0.01 = 1 % of the range);
+- ``snr_db``: signal-to-noise ratio of the dequantized tensor, 10*log10(sum(f^2) / sum((q - f)^2));
+- ``snr_drop_db``: how many dB this operator lost relative to its input, the figure the ranking uses because it
+  blames the operator where the error appears, not every operator downstream of it;
+- ``saturation``: fraction of values clipped at the int8 limits (values at qmin only count when qmin is not the
+  float zero of a ReLU-style output).
+
+Why not ``tf.lite.experimental.QuantizationDebugger``: it measures a debug model the converter instruments with
+NumericVerify operators, so it needs the source model and a re-conversion, and never looks at the file the user
+ships; matching tensors works on the user's own ``.tflite`` and any float counterpart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.capture import captured_output
+from edgecompress.errors import InvalidModelError, ToolchainError
+
+SNR_CAP_DB = 120.0
+SATURATION_WARN = 0.01
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+SKIP_OPS = ("DELEGATE", "QUANTIZE", "DEQUANTIZE")
+# Fixed-range outputs: a softmax at 127 is a confident 0.996, not a clipped activation.
+FIXED_RANGE_OPS = ("SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX")
+
+
+@dataclasses.dataclass
+class LayerError:
+    """Quantization error of one int8 tensor against its float counterpart.
+
+    Args:
+        tensor: the int8 tensor's name.
+        op: the TFLite operator that produced it.
+        op_index: that operator's index in the int8 model.
+        float_tensor: the matched float tensor's name (used to keep that operator float on re-export).
+        shape: tensor shape.
+        rmse: RMS error divided by the float tensor's range.
+        snr_db: signal-to-noise ratio in dB (capped at 120).
+        snr_drop_db: dB lost by this operator relative to its input.
+        saturation: fraction of values clipped at the int8 limits.
+        weights: "per-channel", "per-tensor" or None (no weights).
+        suggestion: what would help, in plain words.
+    """
+
+    tensor: str
+    op: str
+    op_index: int
+    float_tensor: str
+    shape: list[int]
+    rmse: float
+    snr_db: float
+    snr_drop_db: float
+    saturation: float
+    weights: str | None
+    suggestion: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class LayerReport:
+    """Per-layer errors ranked worst first, plus what did not match and outputs that barely move.
+
+    Args:
+        layers: one ``LayerError`` per matched int8 tensor, worst ``snr_drop_db`` first.
+        int8_tensors: int8 operator outputs in the model.
+        matched: how many of them had a float counterpart.
+        matched_by_name: how many matched by tensor name (the rest by operator type and shape in order).
+        samples: how many samples were traced.
+        stuck_outputs: model outputs that barely move across samples (int8 output stuck near one value).
+    """
+
+    layers: list[LayerError]
+    int8_tensors: int
+    matched: int
+    matched_by_name: int
+    samples: int
+    stuck_outputs: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": [layer.to_dict() for layer in self.layers], "int8_tensors": self.int8_tensors,
+                "matched": self.matched, "matched_by_name": self.matched_by_name, "samples": self.samples,
+                "stuck_outputs": self.stuck_outputs}
+
+
+def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """Signal-to-noise ratio of ``test`` against ``reference`` in dB, capped at 120 (identical arrays).
+
+    Example:
+        >>> round(snr_db(np.array([1.0, -1.0]), np.array([1.1, -1.0])), 1)
+        23.0
+    """
+    ref = np.asarray(reference, np.float64)
+    noise = float(np.sum((np.asarray(test, np.float64) - ref) ** 2))
+    signal = float(np.sum(ref**2))
+    if noise == 0.0:
+        return SNR_CAP_DB
+    if signal == 0.0:
+        return -SNR_CAP_DB
+    return float(np.clip(10.0 * np.log10(signal / noise), -SNR_CAP_DB, SNR_CAP_DB))
+
+
+def saturation_fraction(q: np.ndarray, zero_point: int, dtype: Any = np.int8) -> float:
+    """Fraction of quantized values clipped at the integer limits.
+
+    A value at qmin counts only when qmin is not the tensor's float zero (a ReLU output's zero point is qmin, and
+    its zeros are not clipped).
+
+    Example:
+        >>> saturation_fraction(np.array([-128, 0, 127, 5], np.int8), zero_point=0)
+        0.5
+    """
+    info = np.iinfo(dtype)
+    q = np.asarray(q)
+    clipped = q == info.max
+    if zero_point > info.min:
+        clipped |= q == info.min
+    return float(np.mean(clipped)) if q.size else 0.0
+
+
+class _Trace:
+    """Every operator output of a model over a few samples, with its quantization parameters."""
+
+    def __init__(self, model: bytes, samples: list[np.ndarray]) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise ToolchainError("ai-edge-litert is not installed; reinstall edgecompress.") from exc
+        try:
+            with captured_output():
+                self.interpreter = Interpreter(
+                    model_content=model, experimental_preserve_all_tensors=True,
+                    experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InvalidModelError(f"LiteRT could not load the model for per-layer tracing ({exc}).") from exc
+        self.tensors = {t["index"]: t for t in self.interpreter.get_tensor_details()}
+        self.ops = [op for op in self.interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+        self.inputs = [d["index"] for d in self.interpreter.get_input_details()]
+        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
+        watched = {o for op in self.ops for o in op["outputs"] if o >= 0} | set(self.inputs)
+        self.values: dict[int, list[np.ndarray]] = {i: [] for i in watched}
+        detail = self.interpreter.get_input_details()[0]
+        for sample in samples:
+            arr = np.asarray(sample, np.float32).reshape(detail["shape"])
+            if np.issubdtype(detail["dtype"], np.integer):
+                scale, zero_point = detail["quantization"]
+                info = np.iinfo(detail["dtype"])
+                arr = np.clip(np.round(arr / scale) + zero_point, info.min, info.max)
+            self.interpreter.set_tensor(detail["index"], arr.astype(detail["dtype"]))
+            self.interpreter.invoke()
+            for index in watched:
+                self.values[index].append(self.interpreter.get_tensor(index).copy())
+
+    def raw(self, index: int) -> np.ndarray:
+        return np.stack(self.values[index])
+
+    def real(self, index: int) -> np.ndarray:
+        raw = self.raw(index)
+        scale, zero_point = self.tensors[index]["quantization"]
+        if np.issubdtype(raw.dtype, np.integer) and scale:
+            return (raw.astype(np.float32) - zero_point) * scale
+        return raw.astype(np.float32)
+
+    def is_int8(self, index: int) -> bool:
+        return np.dtype(self.tensors[index]["dtype"]) in (np.dtype(np.int8), np.dtype(np.uint8))
+
+    def name(self, index: int) -> str:
+        return str(self.tensors[index]["name"])
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.tensors[index]["shape"])
+
+    def weights_kind(self, op: dict[str, Any]) -> str | None:
+        if op["op_name"] not in WEIGHTED_OPS or len(op["inputs"]) < 2 or op["inputs"][1] < 0:
+            return None
+        scales = self.tensors[op["inputs"][1]].get("quantization_parameters", {}).get("scales", [])
+        if len(scales) == 0:
+            return None
+        return "per-channel" if len(scales) > 1 else "per-tensor"
+
+
+def _samples(data: Any, limit: int) -> list[np.ndarray]:
+    x = getattr(data, "x", data)
+    if isinstance(x, Mapping):
+        if len(x) != 1:
+            raise InvalidModelError(f"per-layer error supports single-input models. Received: {len(x)} inputs.")
+        x = next(iter(x.values()))
+    x = np.asarray(x, np.float32)
+    return [x[i : i + 1] for i in range(min(len(x), limit))]
+
+
+def _match(quant: _Trace, flt: _Trace) -> tuple[dict[int, int], int]:
+    """int8 operator-output index -> float tensor index, and how many matched by name."""
+    float_by_name = {flt.name(o): o for op in flt.ops for o in op["outputs"] if o >= 0}
+    float_sequence = [(op["op_name"], o) for op in flt.ops for o in op["outputs"]
+                      if o >= 0 and op["op_name"] not in SKIP_OPS]
+    pairs: dict[int, int] = {}
+    by_name = 0
+    cursor = 0
+    for op in quant.ops:
+        if op["op_name"] in SKIP_OPS:
+            continue
+        for out in op["outputs"]:
+            if out < 0 or not quant.is_int8(out):
+                continue
+            candidate = float_by_name.get(quant.name(out))
+            if candidate is not None and flt.shape(candidate) == quant.shape(out):
+                pairs[out] = candidate
+                by_name += 1
+                cursor = next((i + 1 for i, (_, o) in enumerate(float_sequence) if o == candidate), cursor)
+                continue
+            for i in range(cursor, len(float_sequence)):
+                name, candidate = float_sequence[i]
+                if name == op["op_name"] and flt.shape(candidate) == quant.shape(out):
+                    pairs[out] = candidate
+                    cursor = i + 1
+                    break
+    for q_in, f_in in zip(quant.inputs, flt.inputs, strict=False):
+        if quant.shape(q_in) == flt.shape(f_in):
+            pairs.setdefault(q_in, f_in)
+    return pairs, by_name
+
+
+def _suggest(op: str, weights: str | None, saturation: float) -> str:
+    if saturation >= SATURATION_WARN:
+        return (f"{100 * saturation:.1f}% of values are clipped at the int8 limits: calibrate on data that covers "
+                "the real input range, or keep this operator in float (--fix float-fallback) if the target allows it")
+    if weights == "per-tensor":
+        return ("weights are quantized per-tensor: per-channel weights for this layer, or QAT for this block "
+                "so the weights learn one shared scale")
+    if op in WEIGHTED_OPS:
+        return ("QAT for this block (fine-tune with fake-quant), or keep this operator in float "
+                "(--fix float-fallback) if the target allows float operators")
+    return ("error inherited and rounded again here: fix the producer above it, or keep this operator in float "
+            "(--fix float-fallback) if the target allows it")
+
+
+def layer_errors(int8_model: bytes | str | os.PathLike[str], float_model: bytes | str | os.PathLike[str],
+                 data: Any, *, max_samples: int = 64) -> LayerReport:
+    """Rank every int8 tensor of ``int8_model`` by the quantization error it adds against ``float_model``.
+
+    Args:
+        int8_model: the int8 ``.tflite`` (bytes or path).
+        float_model: a float ``.tflite`` of the same network (e.g. ``convert_float`` of the Keras model).
+        data: evaluation samples: a ``Dataset``, an array or a one-entry dict.
+        max_samples: trace at most this many samples.
+
+    Returns:
+        A ``LayerReport`` with layers ranked worst first.
+
+    Example:
+        >>> report = layer_errors("model_int8.tflite", "model_float.tflite", test)  # doctest: +SKIP
+        >>> report.layers[0].op, round(report.layers[0].snr_drop_db, 1)  # doctest: +SKIP
+        ('CONV_2D', 14.2)
+    """
+    q_bytes = bytes(int8_model) if isinstance(int8_model, bytes | bytearray) else Path(int8_model).read_bytes()
+    f_bytes = bytes(float_model) if isinstance(float_model, bytes | bytearray) else Path(float_model).read_bytes()
+    samples = _samples(data, max_samples)
+    quant, flt = _Trace(q_bytes, samples), _Trace(f_bytes, samples)
+    pairs, by_name = _match(quant, flt)
+    snr: dict[int, float] = {}
+    for q_in in quant.inputs:
+        if q_in in pairs and quant.is_int8(q_in):
+            snr[q_in] = snr_db(flt.real(pairs[q_in]), quant.real(q_in))
+    layers: list[LayerError] = []
+    int8_outputs = 0
+    for op in quant.ops:
+        if op["op_name"] in SKIP_OPS:
+            for out in op["outputs"]:
+                if out in pairs:
+                    snr[out] = snr_db(flt.real(pairs[out]), quant.real(out))
+            continue
+        for out in op["outputs"]:
+            if out < 0 or not quant.is_int8(out):
+                continue
+            int8_outputs += 1
+            if out not in pairs:
+                continue
+            ref, got = flt.real(pairs[out]), quant.real(out)
+            value_range = float(ref.max() - ref.min()) or 1.0
+            rmse = float(np.sqrt(np.mean((got.astype(np.float64) - ref) ** 2))) / value_range
+            snr[out] = snr_db(ref, got)
+            inputs = [i for i in op["inputs"] if i in snr]
+            before = min((snr[i] for i in inputs), default=SNR_CAP_DB)
+            zero_point = int(quant.tensors[out]["quantization"][1])
+            saturation = (0.0 if op["op_name"] in FIXED_RANGE_OPS
+                          else saturation_fraction(quant.raw(out), zero_point, quant.tensors[out]["dtype"]))
+            weights = quant.weights_kind(op)
+            layers.append(LayerError(
+                tensor=quant.name(out), op=op["op_name"], op_index=int(op["index"]),
+                float_tensor=flt.name(pairs[out]), shape=list(quant.shape(out)), rmse=round(rmse, 6),
+                snr_db=round(snr[out], 3), snr_drop_db=round(max(0.0, before - snr[out]), 3),
+                saturation=round(saturation, 6), weights=weights,
+                suggestion=_suggest(op["op_name"], weights, saturation)))
+    layers.sort(key=lambda layer: (-layer.snr_drop_db, layer.snr_db))
+    stuck = [quant.name(o) for o in quant.outputs if quant.is_int8(o) and _barely_moves(quant.raw(o))]
+    return LayerReport(layers, int8_outputs, sum(1 for layer in layers), by_name, len(samples), stuck)
+
+
+def _barely_moves(raw: np.ndarray) -> bool:
+    """An int8 output that takes at most two distinct values per element across samples is stuck."""
+    flat = raw.reshape(len(raw), -1)
+    if len(flat) < 4:
+        return False
+    distinct = max(len(np.unique(flat[:, j])) for j in range(flat.shape[1]))
+    return distinct <= 2

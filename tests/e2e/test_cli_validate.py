@@ -1,0 +1,128 @@
+"""`edgecompress validate` as a user runs it: JSON contract, accuracy gate exit codes, fix, HTML report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.e2e.helpers import assert_clean_failure, run_cli
+from tests.integration.test_validate_layers import broken_dense_model
+
+
+@pytest.fixture(scope="module")
+def files(small_cnn, digits, keras_file, test_npz, calibration_npz, tmp_path_factory):
+    from edgecompress.convert import convert_float
+    from edgecompress.fallback import float_fallback
+
+    out = tmp_path_factory.mktemp("validate")
+    train = digits[0].take(200)
+    (out / "good_int8.tflite").write_bytes(float_fallback(convert_float(small_cnn), train, []))
+    bad = broken_dense_model(small_cnn)
+    bad.save(out / "bad.keras")
+    (out / "bad_int8.tflite").write_bytes(float_fallback(convert_float(bad), train, []))
+    return {"dir": out, "keras": keras_file, "test": test_npz, "calibration": calibration_npz}
+
+
+@pytest.mark.slow
+def test_json_output_has_the_fields_scripts_rely_on(files):
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--reference", files["keras"], "--data",
+                   files["test"], "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads(proc.stdout)
+    for key in ("runtime", "top1", "reference_top1", "drop_points", "agreement", "cosine_mean", "layers"):
+        assert key in payload
+    assert payload["runtime"] == "host-litert"
+    assert 0.9 <= payload["top1"] <= 1.0 and payload["agreement"] >= 0.95
+    assert payload["layers"] and {"tensor", "op", "rmse", "snr_db"} <= set(payload["layers"][0])
+
+
+@pytest.mark.slow
+def test_top1_fields_are_null_without_labels(files, digits, tmp_path):
+    unlabeled = tmp_path / "unlabeled.npz"
+    np.savez(unlabeled, x=digits[1].first[:50])
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--reference", files["keras"], "--data",
+                   unlabeled, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads(proc.stdout)
+    assert payload["top1"] is None and payload["reference_top1"] is None and payload["drop_points"] is None
+    assert payload["agreement"] is not None
+
+
+@pytest.mark.slow
+def test_accuracy_gate_exits_5_when_the_drop_exceeds_the_bound(files):
+    proc = run_cli("validate", files["dir"] / "bad_int8.tflite", "--reference", files["dir"] / "bad.keras",
+                   "--data", files["test"], "--max-drop", "1.0", "--json")
+    assert proc.returncode == 5, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["gate"]["passed"] is False
+
+
+@pytest.mark.slow
+def test_accuracy_gate_exits_0_within_the_bound(files):
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--reference", files["keras"], "--data",
+                   files["test"], "--max-drop", "1.0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "accuracy gate passed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_fix_float_fallback_reports_before_and_after_and_writes_the_fixed_model(files, tmp_path):
+    fixed = tmp_path / "fixed.tflite"
+    proc = run_cli("validate", files["dir"] / "bad_int8.tflite", "--reference", files["dir"] / "bad.keras",
+                   "--data", files["test"], "--fix", "float-fallback", "--fix-layers", "1", "--calibration",
+                   files["calibration"], "--out", fixed, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fix = json.loads(proc.stdout)["fix"]
+    assert fix["float_ops"] == ["FULLY_CONNECTED"]
+    assert fix["after"]["agreement"] >= fix["before"]["agreement"]
+    assert fix["after"]["agreement"] >= 0.98
+    assert fixed.is_file()
+
+
+def test_device_runner_not_wired_is_a_clean_error(files):
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--data", files["test"], "--device",
+                   "ssh://pi@raspberrypi")
+    assert_clean_failure(proc, 2, "--device")
+
+
+def test_fix_without_calibration_is_a_clean_error(files):
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--reference", files["keras"], "--data",
+                   files["test"], "--fix", "float-fallback")
+    assert_clean_failure(proc, 2, "--calibration")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="Debian 'chromium' is not installed (apt-get install chromium)")
+def test_html_report_renders_its_sections_and_a_non_blank_chart_in_headless_chromium(files, tmp_path):
+    from PIL import Image
+
+    page = tmp_path / "report.html"
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--reference", files["keras"], "--data",
+                   files["test"], "--html", page)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for section in ("summary", "checks", "latency", "accuracy", "layers", "confusion"):
+        assert f'id="{section}"' in dom.stdout
+    assert 'id="layer-chart"' in dom.stdout
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    chart_blue = (image[:, :, 2] > 180) & (image[:, :, 0] < 60) & (image[:, :, 1] < 140)
+    chart_red = (image[:, :, 0] > 180) & (image[:, :, 1] < 60) & (image[:, :, 2] < 80)
+    assert chart_red.sum() > 500, "the per-layer chart's worst bars (red) did not render"
+    assert (chart_blue | chart_red).sum() > 1000
+    assert Path(page).read_text().count("<script") == 0

@@ -1,0 +1,82 @@
+"""Per-layer error, float fallback and runtimes on tiny digits models converted and run for real."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgecompress.fallback import float_fallback
+from edgecompress.layer_error import layer_errors
+from edgecompress.runtimes.host import HostRunner
+from edgecompress.validate import evaluate
+
+
+def broken_dense_model(small_cnn):
+    """The small CNN with huge Dense weights that only ever multiply a dead (always zero) conv channel.
+
+    The float model is unchanged in function; int8 Dense weights get a scale so coarse that the other weights
+    round to zero, so the Dense layer is the one operator to blame.
+    """
+    import keras
+
+    model = keras.models.clone_model(small_cnn)
+    k1, b1, k2, b2, kd, bd = (w.copy() for w in small_cnn.get_weights())
+    b2[0] = -1000.0
+    kd.reshape(4, 4, 16, 10)[:, :, 0, :] = 200.0
+    model.set_weights([k1, b1, k2, b2, kd, bd])
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(small_cnn, digits):
+    from edgecompress.convert import convert_float
+
+    train, _ = digits
+    good_float = convert_float(small_cnn)
+    bad_float = convert_float(broken_dense_model(small_cnn))
+    return {"good_float": good_float, "good_int8": float_fallback(good_float, train.take(200), []),
+            "bad_float": bad_float, "bad_int8": float_fallback(bad_float, train.take(200), [])}
+
+
+@pytest.mark.slow
+def test_every_int8_tensor_of_a_keras_export_matches_a_float_tensor(models, digits):
+    report = layer_errors(models["good_int8"], models["good_float"], digits[1], max_samples=16)
+    assert report.matched == report.int8_tensors == 6
+    drops = [layer.snr_drop_db for layer in report.layers]
+    assert drops == sorted(drops, reverse=True)
+    assert all(layer.snr_db > 25 for layer in report.layers)
+
+
+@pytest.mark.slow
+def test_the_layer_with_badly_quantized_weights_ranks_first(models, digits):
+    report = layer_errors(models["bad_int8"], models["bad_float"], digits[1], max_samples=32)
+    worst = report.layers[0]
+    assert worst.op == "FULLY_CONNECTED"
+    assert worst.snr_drop_db > 20 > report.layers[1].snr_drop_db
+    assert "QAT" in worst.suggestion or "float" in worst.suggestion
+
+
+@pytest.mark.slow
+def test_float_fallback_of_the_worst_layer_recovers_agreement(models, digits):
+    train, test = digits
+    reference = HostRunner(models["bad_float"]).predict(test.x)[0]
+    before = evaluate(models["bad_int8"], test, reference=reference)
+    worst = layer_errors(models["bad_int8"], models["bad_float"], test, max_samples=32).layers[0]
+    fixed = float_fallback(models["bad_float"], train.take(200), [worst.float_tensor])
+    after = evaluate(fixed, test, reference=reference)
+    assert before.agreement < 0.5
+    assert after.agreement >= 0.98
+    runner = HostRunner(fixed)
+    tensors = {t["name"]: t for t in runner.interpreter.get_tensor_details()}
+    assert np.dtype(tensors[worst.float_tensor]["dtype"]) == np.float32
+    assert np.dtype(runner.input_details[0]["dtype"]) == np.int8
+
+
+@pytest.mark.slow
+def test_tflite_micro_agrees_with_host_litert_on_the_same_int8_model(models, digits):
+    test = digits[1].take(100)
+    host = evaluate(models["good_int8"], test, reference=models["good_float"])
+    micro = evaluate(models["good_int8"], test, reference=models["good_float"], runtime="micro")
+    assert micro.runtime == "tflite-micro" and host.runtime == "host-litert"
+    assert abs(micro.top1 - host.top1) <= 0.02
+    assert micro.agreement >= 0.97
