@@ -344,6 +344,11 @@ def _add_check_parser(subparsers: Any) -> None:
     parser.add_argument("--strict", action="store_true", help="treat fallbacks as failure (exit 4 instead of 3)")
     parser.add_argument("--rules-only", action="store_true",
                         help="do not run the real tools (Vela, TFLite Micro, edgetpu_compiler); rules answer")
+    parser.add_argument("--calibration", metavar="DATA",
+                        help="samples (.npz, image folder, module:function) for TFLite Micro's output comparison "
+                             "with LiteRT (default: seeded random int8 inputs)")
+    parser.add_argument("--compiled-out", metavar="FILE",
+                        help="write the compiler's output model (Vela-optimised or Edge TPU .tflite) here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_run_check)
 
@@ -353,10 +358,16 @@ def _run_check(args: argparse.Namespace) -> int:
 
     params = parse_params(args.param)
     names = list_targets() if args.target == "all" else [args.target]
+    inputs = None
+    if args.calibration:
+        from edgecompress.calibration import load_data
+
+        inputs = list(load_data(args.calibration).x.values())
     reports = []
     for name in names:
         profile = load_profile(name, **(_params_for(name, params) if args.target == "all" else params))
-        reports.append(check_model(args.model, profile, use_tools=not args.rules_only))
+        reports.append(check_model(args.model, profile, use_tools=not args.rules_only, inputs=inputs,
+                                   compiled_out=args.compiled_out if args.target != "all" else None))
     if args.json:
         _print_json([r.to_dict() for r in reports] if args.target == "all" else reports[0].to_dict())
     elif args.target == "all":
@@ -409,6 +420,11 @@ def _print_check_report(report: Any) -> None:
     for item in mem.get("exceeded", []):
         console.print(f"  exceeds {item['limit']}: {item['what']} {item['value']} B > {item['limit_bytes']} B "
                       f"by {item['by']} B")
+    for tool, figures in report.tool.items():
+        if isinstance(figures, dict):
+            shown = ", ".join(f"{k}={v}" for k, v in figures.items()
+                              if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != "")
+            console.print(f"{tool}: {shown}")
     for warning in report.warnings:
         console.print(f"note: {warning}")
 
