@@ -294,11 +294,11 @@ def _run_inspect(args: argparse.Namespace) -> int:
         _print_json(info.to_dict())
         return 0
     console = _console()
-    ops = Table(title=f"{args.model}: {len(info.operators)} operators")
+    ops = Table(title=f"{_shown(args.model)}: {len(info.operators)} operators")
     for col in ("#", "op", "v", "inputs", "outputs", "MACs"):
         ops.add_column(col, justify="right" if col in ("#", "v", "MACs") else "left")
     for op in info.operators:
-        ops.add_row(str(op.index), op.op, str(op.version), ",".join(map(str, op.inputs)),
+        ops.add_row(str(op.index), _shown(op.op), str(op.version), ",".join(map(str, op.inputs)),
                     ",".join(map(str, op.outputs)), f"{op.macs:,}")
     console.print(ops)
     if args.tensors:
@@ -308,21 +308,37 @@ def _run_inspect(args: argparse.Namespace) -> int:
         for t in info.tensors:
             scale = f"{t.scale[0]:.3g}" + (f" (+{len(t.scale) - 1})" if len(t.scale) > 1 else "") if t.scale else "-"
             zp = str(t.zero_point[0]) if t.zero_point else "-"
-            tensors.add_row(str(t.index), t.name[:60], str(list(t.shape)), t.dtype, scale, zp,
+            tensors.add_row(str(t.index), _shown(t.name[:60]), str(list(t.shape)), t.dtype, scale, zp,
                             "yes" if t.is_constant else "")
         console.print(tensors)
-    io = ", ".join(f"{info.tensors[i].name} {list(info.tensors[i].shape)} {info.tensors[i].dtype}"
+    io = ", ".join(f"{_shown(info.tensors[i].name)} {list(info.tensors[i].shape)} {info.tensors[i].dtype}"
                    for i in info.inputs + info.outputs)
     console.print(f"I/O: {io}")
     console.print(f"size {info.size_bytes:,} bytes, {info.param_count:,} parameters ({info.param_bytes:,} bytes), "
                   f"{info.total_macs:,} MACs, {info.subgraph_count} subgraph(s)")
     if info.is_full_int8:
-        console.print("full int8: yes (no float tensor, no QUANTIZE/DEQUANTIZE inside the graph)")
+        console.print("full int8: yes (every activation int8, no float tensor, no QUANTIZE/DEQUANTIZE to float)")
     else:
-        shown = ", ".join(info.float_tensors[:5]) + (" ..." if len(info.float_tensors) > 5 else "")
-        console.print(f"full int8: NO: {len(info.float_tensors)} float tensor(s) ({shown}); "
-                      f"{info.quantize_ops_inside} QUANTIZE/DEQUANTIZE inside the graph")
+        reasons = [] if info.operators else ["no operators"]
+        if info.float_tensors:
+            reasons.append(f"{len(info.float_tensors)} float tensor(s) ({_first_names(info.float_tensors)})")
+        other = [name for name in info.non_int8_tensors if name not in set(info.float_tensors)]
+        if other:
+            reasons.append(f"{len(other)} other non-int8 activation(s) ({_first_names(other)})")
+        reasons.append(f"{info.quantize_ops_inside} QUANTIZE/DEQUANTIZE to or from float inside the graph")
+        console.print("full int8: NO: " + "; ".join(reasons))
     return 0
+
+
+def _shown(text: object) -> str:
+    """Names come from the file: neutralise rich markup ("[/x]" would raise) and terminal control characters."""
+    from rich.markup import escape
+
+    return escape("".join(c if c.isprintable() else "?" for c in str(text)))
+
+
+def _first_names(names: list[str], shown: int = 5) -> str:
+    return _shown(", ".join(names[:shown]) + (" ..." if len(names) > shown else ""))
 
 
 _PARSERS.extend([_add_export_parser, _add_demo_parser, _add_inspect_parser])

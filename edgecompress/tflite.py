@@ -10,13 +10,32 @@ MAC convention (multiply-accumulates, batch included): CONV_2D ``out_elems * kh 
 DEPTHWISE_CONV_2D ``out_elems * kh * kw``; FULLY_CONNECTED ``out_elems * in_features``; TRANSPOSE_CONV
 ``in_elems * kh * kw * out_ch``; CONV_3D ``out_elems * kd * kh * kw * in_ch``; BATCH_MATMUL ``out_elems * K``;
 element-wise arithmetic ``out_elems``; pooling ``out_elems * fh * fw``; reductions ``in_elems``; others 0.
+
+Parameters: ``param_count`` counts the elements of constant tensors that are weights or biases; int32/int64
+constants that are not a bias operand (RESHAPE's shape, axes, paddings) are shape data, not parameters.
+``param_bytes`` is the size of every constant buffer, shape data included.
+
+Full int8 (``is_full_int8``): every non-constant tensor is int8, except unquantized int32/int64/bool tensors,
+which carry indices, shapes and masks, not activations; no float tensor exists anywhere (so float I/O is not
+full int8); and no QUANTIZE/DEQUANTIZE converts to or from float inside the graph (``quantize_ops_inside``).
+
+Large models: files over 2 GiB (the large-model format, whose buffers sit after the flatbuffer and are
+addressed by offset and size) are memory-mapped rather than read, so only the pages the parse touches and the
+constants asked for are loaded. Truncating such a file while its ModelInfo is alive is not supported.
+
+Limits: the vector elements read in total are bounded by the file size (and 16M), the tables by the file size
+(and 1M), so crafted files whose vectors and tables alias each other cannot make the parse quadratic or
+allocate without bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import mmap
 import os
 import re
+import stat
 import struct
 from collections import Counter
 from functools import cached_property
@@ -27,15 +46,24 @@ import numpy as np
 
 from edgecompress.errors import InvalidModelError
 
+# Files up to this size are read into memory. Larger ones are the large-model format (the flatbuffer, itself
+# under 2 GiB, followed by buffers it addresses by offset): they are memory-mapped, never read whole.
 MAX_FILE_BYTES = 2 << 30
 MAX_ELEMENTS = 2**31
-FLOAT_DTYPES = ("float32", "float16", "float64")
+# Far above any real model (the largest LLM flatbuffers have a few thousand tensors per subgraph); a crafted
+# file can otherwise declare one table per 4 bytes and make the parse run for hours.
+MAX_TABLES = 1 << 20
+# Vector elements read across the whole parse: a real file stores each vector once, so the sum of their
+# elements is below size/4; aliased vectors in a crafted file would otherwise make the work quadratic.
+MAX_VECTOR_ELEMENTS = 1 << 24
+FLOAT_DTYPES = ("float32", "float16", "float64", "bfloat16")
+_INDEX_DTYPES = ("int32", "int64", "bool")
 _NUMPY_DTYPES = {
     "float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8, "uint8": np.uint8,
     "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32, "int64": np.int64,
     "uint64": np.uint64, "bool": np.bool_,
 }
-_ITEMSIZE = {"int4": 0.5, "string": 1, "resource": 0, "variant": 0, "complex64": 8, "complex128": 16}
+_ITEMSIZE = {"int4": 0.5, "bfloat16": 2, "string": 1, "resource": 0, "variant": 0, "complex64": 8, "complex128": 16}
 _ELEMENTWISE = {"ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "POW", "FLOOR_DIV",
                 "FLOOR_MOD", "ADD_N", "PRELU", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH"}
 _REDUCTIONS = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"}
@@ -107,7 +135,7 @@ class ModelInfo:
     operators: list[OperatorInfo]
     inputs: list[int]
     outputs: list[int]
-    _data: bytes = dataclasses.field(repr=False, default=b"")
+    _data: bytes | mmap.mmap = dataclasses.field(repr=False, default=b"")
     _buffers: list[tuple[int, int]] = dataclasses.field(repr=False, default_factory=list)
 
     @property
@@ -132,20 +160,41 @@ class ModelInfo:
 
     @cached_property
     def float_tensors(self) -> list[str]:
-        """Every float tensor in the graph (activations and constants)."""
-        return [t.name for t in self.tensors if t.dtype in FLOAT_DTYPES]
+        """Names of the non-constant float tensors (activations, inputs and outputs)."""
+        return [t.name for t in self.tensors if t.dtype in FLOAT_DTYPES and not t.is_constant]
+
+    @cached_property
+    def non_int8_tensors(self) -> list[str]:
+        """Names of the non-constant tensors that keep the model from being full int8.
+
+        That is float, int16, uint8 and other non-int8 activations, and quantized int32 activations;
+        unquantized int32/int64/bool tensors are indices, shapes and masks and do not count.
+        """
+        return [t.name for t in self.tensors if not t.is_constant and t.dtype != "int8"
+                and not (t.dtype in _INDEX_DTYPES and not t.scale)]
 
     @cached_property
     def quantize_ops_inside(self) -> int:
-        """QUANTIZE/DEQUANTIZE operators that are not at the graph's edges (a sign of a half-quantized model)."""
+        """QUANTIZE/DEQUANTIZE operators converting to or from float away from the graph's edges.
+
+        A float32-I/O model has one at each edge (not counted); a half-quantized model has them inside.
+        An int8-to-int8 QUANTIZE (a requantization) has no float side and is not counted.
+        """
         edges = set(self.inputs) | set(self.outputs)
-        return sum(1 for op in self.operators if op.op in ("QUANTIZE", "DEQUANTIZE")
-                   and not (set(op.inputs) | set(op.outputs)) & edges)
+        count = 0
+        for op in self.operators:
+            if op.op not in ("QUANTIZE", "DEQUANTIZE"):
+                continue
+            float_side = {t for t in op.inputs + op.outputs if t >= 0 and self.tensors[t].dtype in FLOAT_DTYPES}
+            if float_side - edges:
+                count += 1
+        return count
 
     @property
     def is_full_int8(self) -> bool:
-        """True when no tensor is float and no QUANTIZE/DEQUANTIZE sits inside the graph."""
-        return not self.float_tensors and self.quantize_ops_inside == 0 and bool(self.operators)
+        """True when every activation is int8, no tensor is float, and no QUANTIZE/DEQUANTIZE touches float."""
+        return (bool(self.operators) and not self.non_int8_tensors and self.quantize_ops_inside == 0
+                and not any(t.dtype in FLOAT_DTYPES for t in self.tensors))
 
     def op_histogram(self) -> dict[str, int]:
         return dict(Counter(op.op for op in self.operators).most_common())
@@ -189,6 +238,7 @@ class ModelInfo:
             "param_count": self.param_count, "param_bytes": self.param_bytes, "total_macs": self.total_macs,
             "op_histogram": self.op_histogram(), "is_full_int8": self.is_full_int8,
             "float_tensors": self.float_tensors, "quantize_ops_inside": self.quantize_ops_inside,
+            "non_int8_tensors": self.non_int8_tensors,
         }
 
 
@@ -228,53 +278,77 @@ def read_model(source: str | os.PathLike[str] | bytes) -> ModelInfo:
                                 f"({type(exc).__name__} while reading it).") from None
 
 
-def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
+def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes | mmap.mmap]:
     if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-        if len(data) > MAX_FILE_BYTES:
-            raise InvalidModelError("<bytes>: not a valid TFLite model: larger than 2 GiB.")
-        return "<bytes>", data
+        return "<bytes>", bytes(source)
     path = Path(source)
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise InvalidModelError(f"{path}: is a directory, not a .tflite file.")
-        if size > MAX_FILE_BYTES:
-            raise InvalidModelError(f"{path}: not a valid TFLite model: {size} bytes is over the 2 GiB "
-                                    "flatbuffer limit.")
-        return str(path), path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidModelError(f"{path}: is a directory, not a .tflite file. Pass the model file itself.")
+        if not stat.S_ISREG(info.st_mode):
+            # a FIFO would block and /dev/zero would never end: only regular files are read
+            raise InvalidModelError(f"{path}: not a valid TFLite model: not a regular file. Pass a .tflite file.")
+        with open(path, "rb") as handle:
+            if info.st_size > MAX_FILE_BYTES:
+                # the mapping outlives the file handle; pages are read only where the parse looks
+                return str(path), mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise InvalidModelError(f"{path}: not a valid TFLite model: the file grew past 2 GiB while being read.")
+        return str(path), data
     except FileNotFoundError as exc:
         raise InvalidModelError(f"{path}: no such file. Check the path to the .tflite model.") from exc
     except PermissionError as exc:
-        raise InvalidModelError(f"{path}: permission denied reading the model.") from exc
+        raise InvalidModelError(f"{path}: permission denied reading the model. Check the file's permissions.") from exc
     except IsADirectoryError as exc:
-        raise InvalidModelError(f"{path}: is a directory, not a .tflite file.") from exc
+        raise InvalidModelError(f"{path}: is a directory, not a .tflite file. Pass the model file itself.") from exc
+    except OSError as exc:
+        raise InvalidModelError(f"{path}: cannot be read ({exc.strerror or exc}). Pass a readable .tflite file.") from exc
 
 
 class _Bounds:
-    """Checks that declared vector lengths and indices fit the file."""
+    """Checks that declared vector lengths and indices fit the file, and bounds the total work of a parse."""
 
     def __init__(self, name: str, size: int) -> None:
         self.name = name
         self.size = size
+        self.elements_left = min(MAX_VECTOR_ELEMENTS, size // 2 + 65536)
+        self.tables_left = min(MAX_TABLES, size // 4 + 1)
+
+    def fail(self, reason: str) -> InvalidModelError:
+        return InvalidModelError(f"{self.name}: not a valid TFLite model: {reason}")
 
     def length(self, value: int, what: str, element_bytes: int = 4) -> int:
         if value < 0 or value * element_bytes > self.size:
-            raise InvalidModelError(f"{self.name}: not a valid TFLite model: {what} declares {value} entries, "
-                                    f"more than a {self.size}-byte file can hold.")
+            raise self.fail(f"{what} declares {value} entries, more than a {self.size}-byte file can hold.")
         return value
+
+    def tables(self, value: int, what: str) -> int:
+        """A count of tables to read: fits the file, and all tables together stay under ``MAX_TABLES``."""
+        self.length(value, what)
+        self.tables_left -= value
+        if self.tables_left < 0:
+            raise self.fail(f"{what} declares {value} entries; together with the rest of the file that is more "
+                            f"tables than the file size or the reader's limit ({MAX_TABLES}) allows.")
+        return value
+
+    def charge(self, elements: int, what: str) -> None:
+        self.elements_left -= elements
+        if self.elements_left < 0:
+            raise self.fail(f"{what} makes the file's vectors add up to more entries than its size allows "
+                            "(vectors overlap each other).")
 
     def index(self, value: int, limit: int, what: str) -> int:
         if not 0 <= value < limit:
-            raise InvalidModelError(f"{self.name}: not a valid TFLite model: {what} index {value} is out of "
-                                    f"range (0..{limit - 1}).")
+            raise self.fail(f"{what} index {value} is out of range (0..{limit - 1}).")
         return value
 
 
 def _vector(obj: Any, accessor: str, bounds: _Bounds, what: str, element_bytes: int = 4) -> list[int]:
     if getattr(obj, f"{accessor}IsNone")():
         return []
-    bounds.length(getattr(obj, f"{accessor}Length")(), what, element_bytes)
+    bounds.charge(bounds.length(getattr(obj, f"{accessor}Length")(), what, element_bytes), what)
     values = getattr(obj, f"{accessor}AsNumpy")()
     return [] if isinstance(values, int) else [int(v) for v in values]
 
@@ -283,11 +357,11 @@ def _parse(name: str, data: bytes) -> ModelInfo:
     schema = _schema()
     bounds = _Bounds(name, len(data))
     model = schema.Model.GetRootAsModel(data, 0)
-    opcode_names = _enum_names(schema.BuiltinOperator)
-    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    opcode_names = _enum_table("BuiltinOperator")
+    type_names = {v: k.lower() for v, k in _enum_table("TensorType").items()}
 
     buffers = []
-    for i in range(bounds.length(model.BuffersLength(), "the buffer list")):
+    for i in range(bounds.tables(model.BuffersLength(), "the buffer list")):
         buf = model.Buffers(i)
         offset, size = int(buf.Offset()), int(buf.Size())
         if offset > 1:
@@ -305,7 +379,7 @@ def _parse(name: str, data: bytes) -> ModelInfo:
             buffers.append((start, length))
 
     opcodes = []
-    for i in range(bounds.length(model.OperatorCodesLength(), "the operator-code list")):
+    for i in range(bounds.tables(model.OperatorCodesLength(), "the operator-code list")):
         code = model.OperatorCodes(i)
         builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
         custom_code = code.CustomCode()
@@ -320,7 +394,7 @@ def _parse(name: str, data: bytes) -> ModelInfo:
     graph = model.Subgraphs(0)
 
     tensors = []
-    tensor_count = bounds.length(graph.TensorsLength(), "the tensor list")
+    tensor_count = bounds.tables(graph.TensorsLength(), "the tensor list")
     for i in range(tensor_count):
         t = graph.Tensors(i)
         shape = tuple(_vector(t, "Shape", bounds, f"tensor {i}'s shape"))
@@ -355,15 +429,17 @@ def _parse(name: str, data: bytes) -> ModelInfo:
                 bounds.index(v, tensor_count, what)
         return values
 
-    inputs = tensor_refs(_vector(graph, "Inputs", bounds, "the graph inputs"), "graph input")
-    outputs = tensor_refs(_vector(graph, "Outputs", bounds, "the graph outputs"), "graph output")
+    inputs = [bounds.index(v, tensor_count, "graph input")
+              for v in _vector(graph, "Inputs", bounds, "the graph inputs")]
+    outputs = [bounds.index(v, tensor_count, "graph output")
+               for v in _vector(graph, "Outputs", bounds, "the graph outputs")]
     operators = []
-    for i in range(bounds.length(graph.OperatorsLength(), "the operator list")):
+    for i in range(bounds.tables(graph.OperatorsLength(), "the operator list")):
         op = graph.Operators(i)
         op_name, custom, version = opcodes[bounds.index(int(op.OpcodeIndex()), len(opcodes), f"operator {i}'s opcode")]
         op_inputs = tensor_refs(_vector(op, "Inputs", bounds, f"operator {i}'s inputs"), f"operator {i} input")
         op_outputs = tensor_refs(_vector(op, "Outputs", bounds, f"operator {i}'s outputs"), f"operator {i} output")
-        options = {} if custom else _options(op, schema)
+        options = {} if custom else _options(op, schema, bounds)
         info = OperatorInfo(i, op_name, custom, version, op_inputs, op_outputs, options)
         info.macs = _macs(info, tensors)
         operators.append(info)
@@ -379,9 +455,14 @@ def _parse(name: str, data: bytes) -> ModelInfo:
 def _float_vector(quant: Any, bounds: _Bounds, i: int) -> list[float]:
     if quant.ScaleIsNone():
         return []
-    bounds.length(quant.ScaleLength(), f"tensor {i}'s scales")
+    bounds.charge(bounds.length(quant.ScaleLength(), f"tensor {i}'s scales"), f"tensor {i}'s scales")
     values = quant.ScaleAsNumpy()
-    return [] if isinstance(values, int) else [float(v) for v in values]
+    if isinstance(values, int):
+        return []
+    if len(values) > 1024:  # per-channel scales of a large layer: exact float64 values, 50x faster
+        return values.astype(np.float64).tolist()
+    # str() of a float32 is its shortest round-trip form: 0.005, not 0.004999999888241291
+    return [float(str(v)) for v in values]
 
 
 def _vector_start(buf: Any) -> int:
@@ -397,43 +478,82 @@ def _enum_names(enum_class: Any) -> dict[int, str]:
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_SKIP_METHODS = {"Init"}
+# option accessors whose integer value names a member of a schema enum
+_OPTION_ENUMS = {
+    "Padding": "Padding", "FusedActivationFunction": "ActivationFunctionType",
+    "WeightsFormat": "FullyConnectedOptionsWeightsFormat", "QuantizedBiasType": "TensorType",
+    "OutType": "TensorType", "OutputType": "TensorType", "IdxOutType": "TensorType", "InDataType": "TensorType",
+    "OutDataType": "TensorType", "Mode": "MirrorPadMode", "Combiner": "CombinerType",
+    "KernelType": "LSTMKernelType", "ReduceFunction": "ReduceWindowFunction",
+    "CompareType": "StablehloComparisonType", "ComparisonDirection": "StablehloComparisonDirection",
+}
+# fields whose zero value means "not set" in the schema (QuantizedBiasType 0 is FLOAT32, i.e. the default bias)
+_UNSET_WHEN_ZERO = {"QuantizedBiasType"}
+# options vectors longer than this are summarised by their length (real ones hold a few axes or a shape)
+_MAX_OPTION_VECTOR = 64
 
 
-def _options(op: Any, schema: Any) -> dict[str, Any]:
-    kind = int(op.BuiltinOptionsType())
-    if kind == 0:
-        return {}
-    class_name = _enum_names(schema.BuiltinOptions).get(kind)
-    cls = getattr(schema, class_name, None) if class_name else None
-    table = op.BuiltinOptions()
-    if cls is None or table is None:
-        return {}
-    options = cls()
-    options.Init(table.Bytes, table.Pos)
-    enums = {"Padding": _enum_names(schema.Padding),
-             "FusedActivationFunction": _enum_names(schema.ActivationFunctionType)}
-    result: dict[str, Any] = {}
-    for attr in dir(cls):
-        if attr.startswith(("_", "GetRootAs")) or attr in _SKIP_METHODS or attr.endswith(
+@functools.cache
+def _option_accessors(cls: type) -> tuple[tuple[str, str, str], ...]:
+    """(method, snake_case key, kind) for each field accessor of a generated options class."""
+    accessors = []
+    for attr in sorted(vars(cls)):
+        method = vars(cls)[attr]
+        if attr.startswith(("_", "GetRootAs")) or attr == "Init" or not callable(method) or attr.endswith(
                 ("Length", "IsNone", "BufferHasIdentifier")):
             continue
-        method = getattr(options, attr)
-        if not callable(method):
+        if attr.endswith("AsNumpy"):
+            accessors.append((attr, _CAMEL.sub("_", attr.removesuffix("AsNumpy")).lower(), "vector"))
+        elif getattr(method, "__code__", None) is not None and method.__code__.co_argcount == 1:
+            accessors.append((attr, _CAMEL.sub("_", attr).lower(), "scalar"))
+    return tuple(accessors)
+
+
+@functools.cache
+def _enum_table(enum_name: str) -> dict[int, str]:
+    enum_class = getattr(_schema(), enum_name, None)
+    return _enum_names(enum_class) if enum_class is not None else {}
+
+
+def _options(op: Any, schema: Any, bounds: _Bounds) -> dict[str, Any]:
+    """The operator's builtin options as a snake_case dict, read by reflection over the generated class."""
+    for type_accessor, table_accessor, union in (("BuiltinOptionsType", "BuiltinOptions", "BuiltinOptions"),
+                                                 ("BuiltinOptions2Type", "BuiltinOptions2", "BuiltinOptions2")):
+        if not hasattr(op, type_accessor):
             continue
-        key = _CAMEL.sub("_", attr.removesuffix("AsNumpy")).lower()
-        try:
-            if attr.endswith("AsNumpy"):
-                value = method()
-                result[key] = [] if isinstance(value, int) else [v.item() for v in value[:4096]]
-                continue
-            if method.__code__.co_argcount != 1:
-                continue
-            value = method()
-        except (TypeError, struct.error, IndexError, ValueError):
+        kind = int(getattr(op, type_accessor)())
+        if kind == 0:
             continue
-        if attr in enums:
-            value = enums[attr].get(int(value), str(value))
+        class_name = _enum_table(union).get(kind)
+        cls = getattr(schema, class_name, None) if class_name else None
+        table = getattr(op, table_accessor)()
+        if cls is None or table is None:
+            return {}
+        options = cls()
+        options.Init(table.Bytes, table.Pos)
+        return _read_options(options, cls, bounds)
+    return {}
+
+
+def _read_options(options: Any, cls: type, bounds: _Bounds) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for attr, key, kind in _option_accessors(cls):
+        if kind == "vector":
+            length = int(getattr(options, attr.replace("AsNumpy", "Length"))())
+            bounds.charge(bounds.length(length, f"option {key}"), f"option {key}")
+            values = getattr(options, attr)()
+            if isinstance(values, int):
+                result[key] = []
+            elif length > _MAX_OPTION_VECTOR:
+                result[key] = f"<{length} values>"
+            else:
+                result[key] = [v.item() for v in values]
+            continue
+        value = getattr(options, attr)()
+        if attr in _UNSET_WHEN_ZERO and value == 0:
+            continue
+        if attr in _OPTION_ENUMS:
+            value = _enum_table(_OPTION_ENUMS[attr]).get(int(value), str(value))
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         if isinstance(value, bool | int | float | str):
@@ -467,7 +587,7 @@ def _macs(op: OperatorInfo, tensors: list[TensorInfo]) -> int:
     if kind == "TRANSPOSE_CONV" and len(shape(1)) == 4 and len(ins) > 2:
         cout, kh, kw, _ = shape(1)
         return _elements(tensors, ins[2]) * kh * kw * cout
-    if kind == "BATCH_MATMUL" and shape(0):
+    if kind == "BATCH_MATMUL" and len(shape(0)) >= 2:
         k = shape(0)[-2] if op.options.get("adj_x") else shape(0)[-1]
         return out_elems * k
     if kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"):
