@@ -191,6 +191,14 @@ def _from_path_or_callable_spec(spec: str, names: list[str] | None,
 
 
 def _from_numpy_file(path: Path, names: list[str] | None) -> Dataset:
+    import zipfile
+
+    from edgecompress.zipguard import declared_expansion, is_zip_bomb
+
+    if zipfile.is_zipfile(path) and is_zip_bomb(path):
+        declared, size = declared_expansion(path)
+        raise CalibrationError(f"{path}: the .npz declares {declared} bytes when unpacked from {size} bytes "
+                               "(a zip bomb?). Refusing to read it.")
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as exc:  # numpy raises many types for corrupt files

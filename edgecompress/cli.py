@@ -101,6 +101,12 @@ def _add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--std", help="divide by this (one value or one per channel, comma-separated)")
 
 
+def _target_params(pairs: list[str]) -> dict[str, str]:
+    from edgecompress.targets import parse_params
+
+    return parse_params(pairs)
+
+
 def _add_export_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "export", help="convert a model to a calibrated full-int8 .tflite",
@@ -127,6 +133,11 @@ def _add_export_parser(subparsers: Any) -> None:
                         help="correct Conv/Dense biases for the mean output shift of int8 weight rounding")
     parser.add_argument("--unsafe-load", action="store_true",
                         help="turn Keras safe mode off (runs Lambda layers' code): only for trusted files")
+    parser.add_argument("--target", metavar="NAME",
+                        help="check the result against a target profile; TFLite Micro targets also get "
+                             "model_data.cc/.h, an op resolver and the arena size in <out>_micro/")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="target profile parameter, e.g. api_level=29 (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_preprocess_arguments(parser)
     parser.set_defaults(func=_run_export)
@@ -142,6 +153,7 @@ def _run_export(args: argparse.Namespace) -> int:
     result = export(args.model, args.calibration, args.out, io_dtype=args.io_dtype,
                     allow_float_fallback=args.allow_float_fallback, safe_mode=not args.unsafe_load,
                     evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples,
+                    target=args.target, target_params=_target_params(args.param),
                     calibration_method=args.calibration_method, percentile=args.percentile,
                     bias_correction=args.bias_correction)
     if args.json:
@@ -165,6 +177,13 @@ def _run_export(args: argparse.Namespace) -> int:
     if result.evaluation:
         ev = result.evaluation
         console.print(_evaluation_table(ev))
+    if result.check:
+        check = result.check
+        counts = ", ".join(f"{k} {v}" for k, v in check.get("counts", {}).items())
+        console.print(f"target {check['target']}: {check['verdict']} ({counts}; answered by "
+                      f"{check['answered_by']}; memory {check.get('memory', {}).get('verdict')})")
+    for path in result.extra_files:
+        console.print(f"wrote {path}")
     console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
     return 0
 
@@ -244,6 +263,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     table.add_row("top-1 agreement with float", "", _fmt(report["agreement"], True))
     table.add_row("full int8", "", "yes" if report["full_int8"] else "NO")
     console.print(table)
+    targets = Table(title="does it run there? (edgecompress check --target all)")
+    for col in ("target", "verdict", "answered by", "memory", "why not fully accelerated"):
+        targets.add_column(col)
+    for row in report.get("targets", []):
+        targets.add_row(row["target"], row["verdict"], row["answered_by"], str(row["memory_verdict"]),
+                        row["detail"] or "-")
+    console.print(targets)
     console.print(f"wrote {', '.join(report['files'])} under {args.out}")
     return 0
 
@@ -334,6 +360,11 @@ def _add_check_parser(subparsers: Any) -> None:
     parser.add_argument("--strict", action="store_true", help="treat fallbacks as failure (exit 4 instead of 3)")
     parser.add_argument("--rules-only", action="store_true",
                         help="do not run the real tools (Vela, TFLite Micro, edgetpu_compiler); rules answer")
+    parser.add_argument("--calibration", metavar="DATA",
+                        help="samples (.npz, image folder, module:function) for TFLite Micro's output comparison "
+                             "with LiteRT (default: seeded random int8 inputs)")
+    parser.add_argument("--compiled-out", metavar="FILE",
+                        help="write the compiler's output model (Vela-optimised or Edge TPU .tflite) here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_run_check)
 
@@ -343,10 +374,16 @@ def _run_check(args: argparse.Namespace) -> int:
 
     params = parse_params(args.param)
     names = list_targets() if args.target == "all" else [args.target]
+    inputs = None
+    if args.calibration:
+        from edgecompress.calibration import load_data
+
+        inputs = list(load_data(args.calibration).x.values())
     reports = []
     for name in names:
         profile = load_profile(name, **(_params_for(name, params) if args.target == "all" else params))
-        reports.append(check_model(args.model, profile, use_tools=not args.rules_only))
+        reports.append(check_model(args.model, profile, use_tools=not args.rules_only, inputs=inputs,
+                                   compiled_out=args.compiled_out if args.target != "all" else None))
     if args.json:
         _print_json([r.to_dict() for r in reports] if args.target == "all" else reports[0].to_dict())
     elif args.target == "all":
@@ -399,6 +436,11 @@ def _print_check_report(report: Any) -> None:
     for item in mem.get("exceeded", []):
         console.print(f"  exceeds {item['limit']}: {item['what']} {item['value']} B > {item['limit_bytes']} B "
                       f"by {item['by']} B")
+    for tool, figures in report.tool.items():
+        if isinstance(figures, dict):
+            shown = ", ".join(f"{k}={v}" for k, v in figures.items()
+                              if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != "")
+            console.print(f"{tool}: {shown}")
     for warning in report.warnings:
         console.print(f"note: {warning}")
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError
+from edgecompress.zipguard import declared_expansion, is_zip_bomb
 
 KERAS_SUFFIXES = (".keras",)
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -121,16 +122,16 @@ def _load_keras_file(path: Path, safe_mode: bool) -> Any:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-            declared = sum(info.file_size for info in archive.infolist())
+        bomb = is_zip_bomb(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise LoadError(f"{path}: the .keras archive is corrupt ({exc}). Re-save the model.") from exc
     if "config.json" not in names:
         raise LoadError(f"{path}: not a Keras 3 model archive (no config.json inside). Re-save the model "
                         "with Keras 3's model.save('model.keras').")
-    max_bytes = max(64 * path.stat().st_size, 8 << 30)
-    if declared > max_bytes:
+    if bomb:
+        declared, size = declared_expansion(path)
         raise LoadError(f"{path}: the archive declares {declared} bytes when unpacked, far more than its "
-                        f"{path.stat().st_size} bytes justify (a zip bomb?). Refusing to load it.")
+                        f"{size} bytes justify (a zip bomb?). Refusing to load it.")
     keras = _keras()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)

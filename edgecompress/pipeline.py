@@ -51,6 +51,7 @@ class ExportResult:
         timings: seconds per stage.
         extra_files: other files written (e.g. microcontroller sources).
         calibration: how the activation ranges were chosen (``CalibrationReport.to_dict()``).
+        check: the target check (``CheckReport.to_dict()``) when a target was given.
     """
 
     output: Path
@@ -61,16 +62,18 @@ class ExportResult:
     timings: dict[str, float]
     extra_files: list[str] = dataclasses.field(default_factory=list)
     calibration: dict[str, Any] | None = None
+    check: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"output": str(self.output), "source": self.source, "conversion": self.conversion,
                 "calibration": self.calibration, "model": self.model, "evaluation": self.evaluation,
-                "timings": self.timings, "extra_files": self.extra_files}
+                "timings": self.timings, "extra_files": self.extra_files, "check": self.check}
 
 
 def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str = "int8",
            allow_float_fallback: bool = False, safe_mode: bool = True, evaluation: Any = None,
            preprocess: Mapping[str, Any] | None = None, max_samples: int = 500,
+           target: str | None = None, target_params: Mapping[str, Any] | None = None,
            calibration_method: str = "minmax", percentile: float = 99.99,
            bias_correction: bool = False) -> ExportResult:
     """Load a model, convert it to a calibrated full-int8 ``.tflite`` and write it atomically.
@@ -133,6 +136,12 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
                                for t in summary.get("inputs", [])]
     model_summary["outputs"] = [{"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
                                 for t in summary.get("outputs", [])]
+    extra_files: list[str] = []
+    check_summary = None
+    if target is not None:
+        with timer.stage("check"):
+            check_summary, extra_files = _check_and_write_target_files(result.tflite, out_path, target,
+                                                                       dict(target_params or {}), calib)
     evaluation_summary = None
     if evaluation is not None:
         from edgecompress.validate import evaluate
@@ -142,7 +151,29 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             calibration_summary["warnings"].extend(calibration_mismatch_warnings(calib, eval_data))
             evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
     return ExportResult(out_path, loaded.to_dict(), result.to_dict(), model_summary, evaluation_summary,
-                        timer.seconds, calibration=calibration_summary)
+                        timer.seconds, extra_files=extra_files, calibration=calibration_summary,
+                        check=check_summary)
+
+
+def _check_and_write_target_files(tflite: bytes, out_path: Path, target: str, params: dict[str, Any],
+                                  calibration: Any) -> tuple[dict[str, Any], list[str]]:
+    """Check the exported model against ``target``; for TFLite Micro targets also write the firmware sources."""
+    from edgecompress.targets import check_model, load_profile
+    from edgecompress.tflite import read_model
+
+    profile = load_profile(target, **params)
+    report = check_model(tflite, profile, inputs=[arr[:8] for arr in calibration.x.values()])
+    files: list[str] = []
+    if profile.runtime == "tflm":
+        from edgecompress.runtimes.micro import write_micro_artifacts
+
+        memory = report.to_dict().get("memory", {})
+        arena = memory.get("arena_bytes") or memory.get("arena_estimate_bytes")
+        if arena:
+            written = write_micro_artifacts(tflite, out_path.parent / f"{out_path.stem}_micro", read_model(tflite),
+                                            int(arena))
+            files = [str(path) for path in written.values()]
+    return report.to_dict(), files
 
 
 def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str]:
@@ -256,6 +287,8 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         from edgecompress.layer_error import layer_errors
 
         layers = layer_errors(result.tflite, float_bytes, test)
+    with timer.stage("check"):
+        checks = check_all_targets(result.tflite, test.first[:20])
     info = read_model(result.tflite)
     report = {
         "model": "digits_cnn (sklearn digits, 8x8x1, 10 classes)",
@@ -279,6 +312,7 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         "timings_s": timer.seconds,
         "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
         "worst_layers": [layer.to_dict() for layer in layers.layers[:3]],
+        "targets": [_check_row(c) for c in checks],
     }
     with atomic_path(out_dir / "model.keras") as tmp:
         model.save(tmp)
@@ -287,6 +321,23 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / "report.html", _demo_report(report, float_eval, int8_eval, layers).to_html())
     return report
+
+
+def check_all_targets(tflite: bytes, samples: np.ndarray | None = None) -> list[Any]:
+    """``check`` the model against every shipped target profile (real tools answer where installed)."""
+    from edgecompress.targets import check_model, list_targets, load_profile
+
+    return [check_model(tflite, load_profile(name), inputs=None if samples is None else [samples])
+            for name in list_targets()]
+
+
+def _check_row(check: Any) -> dict[str, Any]:
+    data = check.to_dict()
+    memory = data.get("memory", {})
+    detail = "; ".join(memory.get("exceeded", [])) or ", ".join(
+        f"{op['op']}: {op['reason']}" for op in data.get("operators", []) if op.get("placement") != "accelerator")
+    return {"target": data["target"], "verdict": data["verdict"], "answered_by": data["answered_by"],
+            "counts": data.get("counts", {}), "memory_verdict": memory.get("verdict"), "detail": detail[:300]}
 
 
 def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers: Any) -> Any:
@@ -299,7 +350,7 @@ def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers
     notes = [f"per-layer: {layers.matched} of {layers.int8_tensors} int8 tensors matched a float tensor, over "
              f"{layers.samples} held-out samples"]
     return Report(f"edgecompress demo: {report['model']}", model, accuracy, [lay.to_dict() for lay in layers.layers],
-                  int8_eval.confusion, notes=notes)
+                  int8_eval.confusion, checks=report.get("targets"), notes=notes)
 
 
 def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, list[str]]:

@@ -1050,7 +1050,8 @@ def memory_verdict(model_info: Any, profile: Profile, *, arena_bytes: int | None
 
 # --------------------------------------------------------------------------------------------------- real tools
 
-def _apply_vela(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
+def _apply_vela(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any,
+                compiled_out: str | os.PathLike[str] | None) -> None:
     from edgecompress.runtimes.vela import (
         DEFAULT_ACCELERATOR,
         DEFAULT_MEMORY_MODE,
@@ -1061,7 +1062,7 @@ def _apply_vela(report: CheckReport, data: bytes, model_info: Any, profile: Prof
     options = profile.data.get("tool_options", {})
     result = run_vela(data, accelerator_config=profile.params.get("accelerator_config", DEFAULT_ACCELERATOR),
                       system_config=options.get("system_config", DEFAULT_SYSTEM_CONFIG),
-                      memory_mode=options.get("memory_mode", DEFAULT_MEMORY_MODE))
+                      memory_mode=options.get("memory_mode", DEFAULT_MEMORY_MODE), output_path=compiled_out)
     cpu = _cpu_table(profile)
     disagreements = []
     for verdict in report.operators:
@@ -1096,10 +1097,11 @@ _TFLM_NODE = re.compile(r"Node (\w+) \(number (\d+)\) failed to (?:prepare|invok
 _TFLM_MISSING = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
 
 
-def _apply_tflm(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
+def _apply_tflm(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any,
+                compiled_out: str | os.PathLike[str] | None) -> None:
     from edgecompress.runtimes.micro import run_micro
 
-    result = run_micro(data, inputs, model_info=model_info)
+    result = run_micro(data, inputs, model_info=model_info, samples=16 if inputs is not None else 4)
     report.tool["tflm"] = result.to_dict()
     report.answered_by = "tflm"
     rules_runs = not any(v.placement == "unsupported" for v in report.operators)
@@ -1125,7 +1127,8 @@ def _apply_tflm(report: CheckReport, data: bytes, model_info: Any, profile: Prof
             verdict.reason = verdict.reason or f"TFLite Micro: {result.error}"
 
 
-def _apply_edgetpu(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any) -> None:
+def _apply_edgetpu(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any,
+                   compiled_out: str | os.PathLike[str] | None) -> None:
     from edgecompress.runtimes.edgetpu import run_edgetpu_compiler
 
     result = run_edgetpu_compiler(data)
@@ -1139,6 +1142,10 @@ def _apply_edgetpu(report: CheckReport, data: bytes, model_info: Any, profile: P
         verdict.reason = "" if mapped else f"edgetpu_compiler: {status}"
         verdict.sources = ["edgetpu_compiler"]
     report.tool["edgetpu_compiler"] = result.to_dict()
+    if compiled_out is not None and result.compiled_tflite:
+        from edgecompress.atomic import atomic_write_bytes
+
+        atomic_write_bytes(compiled_out, result.compiled_tflite)
     if result.off_chip_bytes is not None:
         report.memory["spill_bytes"] = result.off_chip_bytes
         report.memory["cached_bytes"] = result.on_chip_used_bytes
@@ -1146,7 +1153,7 @@ def _apply_edgetpu(report: CheckReport, data: bytes, model_info: Any, profile: P
     report.answered_by = "edgetpu_compiler"
 
 
-TOOLS: dict[str, Callable[[CheckReport, bytes, Any, Profile, Any], None]] = {
+TOOLS: dict[str, Callable[..., None]] = {
     "vela": _apply_vela,
     "tflm": _apply_tflm,
     "edgetpu_compiler": _apply_edgetpu,
@@ -1154,7 +1161,7 @@ TOOLS: dict[str, Callable[[CheckReport, bytes, Any, Profile, Any], None]] = {
 
 
 def check_model(source: str | os.PathLike[str] | bytes, profile: Profile, *, use_tools: bool = True,
-                inputs: Any = None) -> CheckReport:
+                inputs: Any = None, compiled_out: str | os.PathLike[str] | None = None) -> CheckReport:
     """Check a ``.tflite`` against a profile, letting the profile's real tool answer when it is available.
 
     A file that is not a valid TFLite model gets an ``unsupported`` report naming the problem (no traceback).
@@ -1164,6 +1171,7 @@ def check_model(source: str | os.PathLike[str] | bytes, profile: Profile, *, use
         profile: a ``Profile``.
         use_tools: run the profile's ``tool`` (Vela, TFLite Micro, edgetpu_compiler) when installed.
         inputs: samples for TFLite Micro's agreement check (one ``(N, ...)`` array per input).
+        compiled_out: where to write the tool's compiled model (Vela-optimised or Edge TPU ``.tflite``), if any.
 
     Returns:
         The ``CheckReport``; ``answered_by`` says whether the rules or a real tool decided.
@@ -1192,7 +1200,7 @@ def check_model(source: str | os.PathLike[str] | bytes, profile: Profile, *, use
         from edgecompress.errors import ToolchainError
 
         try:
-            runner(report, data, info, profile, inputs)
+            runner(report, data, info, profile, inputs, compiled_out)
         except ToolchainError as exc:
             report.warnings.append(f"{profile.tool} could not answer ({exc}); the profile's rules answered")
         finish_verdict(report)

@@ -84,3 +84,12 @@ def test_unknown_target_is_a_clean_error(models):
 def test_out_of_range_api_level_is_a_clean_error(models):
     proc = run_cli("check", models["conv_pool_dense_softmax"], "--target", "android-nnapi", "--param", "api_level=22")
     assert_clean_failure(proc, 2, "api_level")
+
+
+def test_check_writes_the_vela_optimised_model_when_asked(models, tmp_path):
+    out = tmp_path / "model_vela.tflite"
+    proc = run_cli("check", models["conv_pool_dense_softmax"], "--target", "ethos-u55", "--compiled-out", out)
+    assert proc.returncode == 0, proc.stderr
+    from edgecompress.tflite import read_model
+
+    assert [op.op for op in read_model(out).operators] == ["ethos-u"]

@@ -56,11 +56,40 @@ def test_zip_bomb_keras_file_is_refused_before_unpacking(tmp_path, calibration_n
     path = tmp_path / "bomb.keras"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("config.json", "{}")
-        archive.writestr("model.weights.h5", b"\x00" * (64 << 20))
+        with archive.open("model.weights.h5", "w", force_zip64=True) as member:
+            chunk = b"\x00" * (16 << 20)
+            for _ in range(20):  # 320 MiB of zeros, about 300 KiB on disk
+                member.write(chunk)
     proc = run_cli("export", path, "--calibration", calibration_npz)
-    # 64 MiB of zeros compresses to ~64 KiB: over the 64x ratio only for large files, so either the ratio
-    # guard or Keras' own parser must refuse it cleanly
-    assert_clean_failure(proc, 2, "bomb.keras")
+    assert_clean_failure(proc, 2, "bomb.keras", "zip bomb")
+
+
+def test_zip_bomb_npz_calibration_is_refused(keras_file, tmp_path):
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("x.npy", "w", force_zip64=True) as member:
+            chunk = b"\x00" * (16 << 20)
+            for _ in range(20):
+                member.write(chunk)
+    proc = run_cli("export", keras_file, "--calibration", path)
+    assert_clean_failure(proc, 2, "bomb.npz", "zip bomb")
+
+
+def test_h5_file_renamed_to_keras_and_truncated_h5(keras_file, h5_file, tmp_path, calibration_npz):
+    renamed = tmp_path / "actually_h5.keras"
+    renamed.write_bytes(h5_file.read_bytes())
+    assert_clean_failure(run_cli("export", renamed, "--calibration", calibration_npz), 2, "actually_h5.keras",
+                         "zip archive")
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(h5_file.read_bytes()[:3000])
+    assert_clean_failure(run_cli("export", truncated, "--calibration", calibration_npz), 2, "truncated.h5")
+
+
+def test_corrupt_savedmodel_directory(tmp_path, calibration_npz):
+    broken = tmp_path / "broken_savedmodel"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"\x08\x01garbage" * 50)
+    assert_clean_failure(run_cli("export", broken, "--calibration", calibration_npz), 2, "broken_savedmodel")
 
 
 def test_lambda_layer_is_refused_in_safe_mode_and_its_code_never_runs(tmp_path, calibration_npz):

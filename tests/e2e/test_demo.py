@@ -26,5 +26,10 @@ def test_demo_writes_model_tflite_and_report_with_int8_within_one_point(tmp_path
     assert report["int8_bytes"] < report["float_bytes"] / 2
     assert report["full_int8"] is True
     assert "int8" in proc.stdout
+    from edgecompress.targets import list_targets
+
+    assert sorted(row["target"] for row in report["targets"]) == sorted(list_targets())
+    assert {row["verdict"] for row in report["targets"]} <= {"accelerated", "fallback", "unsupported"}
+    assert (out / "report.html").read_text().count("<section") >= 4
     leftovers = [p.name for p in out.iterdir() if ".tmp-" in p.name]
     assert leftovers == []

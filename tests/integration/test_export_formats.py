@@ -127,3 +127,19 @@ def test_dynamic_batch_model_converts_with_static_batch_one(digits):
     info = read_model(convert(model, digits[0].take(50)).tflite)
     assert not {op.op for op in info.operators} & DYNAMIC_BATCH_OPS
     assert info.tensors[info.inputs[0]].shape == (1, 8, 8, 1)
+
+
+@pytest.mark.slow
+def test_export_for_a_microcontroller_writes_firmware_sources_with_the_measured_arena(
+        keras_file, calibration_npz, tmp_path):
+    out = tmp_path / "m_int8.tflite"
+    result = export(keras_file, calibration_npz, out, target="arduino-nano-33-ble")
+    assert result.check["target"] == "arduino-nano-33-ble" and result.check["answered_by"] == "tflm"
+    micro = tmp_path / "m_int8_micro"
+    assert sorted(p.name for p in micro.iterdir()) == ["arena_size.h", "model_data.cc", "model_data.h",
+                                                       "op_resolver.h"]
+    arena = result.check["memory"]["arena_bytes"]
+    assert f"{arena} bytes needed" in (micro / "arena_size.h").read_text()
+    resolver = (micro / "op_resolver.h").read_text()
+    assert "AddConv2D()" in resolver and "AddFullyConnected()" in resolver and "AddDepthwiseConv2D" not in resolver
+    assert str(out.stat().st_size) in (micro / "model_data.cc").read_text().replace(",", "")

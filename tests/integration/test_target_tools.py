@@ -118,3 +118,33 @@ def test_micro_artifacts_compile_and_register_exactly_the_model_operators(models
     data = path.read_bytes()
     cc = paths["model_cc"].read_text()
     assert f"g_model_len = {len(data)};" in cc and "alignas(16) const unsigned char g_model[]" in cc
+
+
+@pytest.fixture(scope="module")
+def float_model(tmp_path_factory):
+    import keras
+
+    from edgecompress.capture import captured_output
+    from edgecompress.convert import convert_float
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    path = tmp_path_factory.mktemp("float") / "float.tflite"
+    with captured_output():
+        path.write_bytes(convert_float(model))
+    return path
+
+
+def test_float_model_on_the_edge_tpu_stays_on_the_cpu_with_the_type_named(float_model):
+    report = check_model(float_model, load_profile("coral-edgetpu"))
+    assert report.verdict == "fallback"
+    assert all(v.placement == "cpu" for v in report.operators)
+    assert "float32" in report.operators[0].reason
+
+
+def test_float_model_on_a_microcontroller_runs_on_reference_kernels_not_the_int8_path(float_model):
+    report = check_model(float_model, load_profile("arduino-nano-33-ble"))
+    assert report.tool["tflm"]["invoked"]
+    assert report.verdict == "fallback"
+    assert {v.placement for v in report.operators} == {"cpu"}
