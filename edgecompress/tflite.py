@@ -295,6 +295,8 @@ def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes | m
     if isinstance(source, bytes | bytearray | memoryview):
         return "<bytes>", bytes(source)
     path = Path(source)
+    if "\x00" in str(path):
+        raise InvalidModelError(f"{str(path)!r}: a file path cannot contain a NUL character. Pass a .tflite path.")
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):

@@ -295,6 +295,11 @@ def test_wrong_file_identifier_is_rejected():
         read_model(data)
 
 
+def test_a_path_with_a_nul_character_is_a_clean_error():
+    with pytest.raises(InvalidModelError, match="NUL"):
+        read_model("model\x00.tflite")
+
+
 def test_device_files_are_refused_without_reading_them():
     with pytest.raises(InvalidModelError, match="not a regular file"):
         read_model("/dev/zero")
