@@ -368,7 +368,7 @@ def _vector(obj: Any, accessor: str, bounds: _Bounds, what: str, element_bytes: 
     return [] if isinstance(values, int) else [int(v) for v in values]
 
 
-def _parse(name: str, data: bytes) -> ModelInfo:
+def _parse(name: str, data: bytes | mmap.mmap) -> ModelInfo:
     schema = _schema()
     bounds = _Bounds(name, len(data))
     model = schema.Model.GetRootAsModel(data, 0)
