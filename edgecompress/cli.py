@@ -167,7 +167,7 @@ def _run_export(args: argparse.Namespace) -> int:
     for warning in conv["warnings"]:
         console.print(f"warning: {warning}")
     for op in conv["float_ops"]:
-        console.print(f"  float operator #{op['index']} {op['op']}: {op['reason']}")
+        console.print(f"  float operator #{op['index']} {_shown(op['op'])}: {_shown(op['reason'])}")
     if result.calibration:
         console.print(_calibration_line(result.calibration))
         for warning in result.calibration.get("warnings", []):
@@ -422,12 +422,12 @@ def _print_check_report(report: Any) -> None:
     console.print(f"[bold]{report.target}[/bold]{f' ({params})' if params else ''}: {report.verdict} "
                   f"(answered by {report.answered_by}; {report.partitions} partition(s))")
     for error in report.model_errors:
-        console.print(f"model: {error}")
+        console.print(f"model: {_shown(error)}")
     table = Table()
     for column in ("#", "op", "runs on", "reason"):
         table.add_column(column, overflow="fold")
     for op in report.operators:
-        table.add_row(str(op.index), op.op, op.placement, op.reason)
+        table.add_row(str(op.index), _shown(op.op), op.placement, _shown(op.reason))
     if report.operators:
         console.print(table)
     mem = report.memory
@@ -440,9 +440,9 @@ def _print_check_report(report: Any) -> None:
         if isinstance(figures, dict):
             shown = ", ".join(f"{k}={v}" for k, v in figures.items()
                               if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != "")
-            console.print(f"{tool}: {shown}")
+            console.print(f"{tool}: {_shown(shown)}")
     for warning in report.warnings:
-        console.print(f"note: {warning}")
+        console.print(f"note: {_shown(warning)}")
 
 
 def _add_targets_parser(subparsers: Any) -> None:

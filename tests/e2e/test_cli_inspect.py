@@ -73,3 +73,15 @@ def test_inspect_json_does_not_import_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.split() == ["0", "False"], proc.stderr
+
+
+def test_check_prints_hostile_operator_names_without_a_traceback(tmp_path):
+    from tests.tflite_craft import Code, Op, Tensor, build_model
+
+    path = tmp_path / "markup.tflite"
+    path.write_bytes(build_model([Tensor([1, 4], "INT8", name="a"), Tensor([1, 4], "INT8", name="b")],
+                                 [Op(0, [0], [1])], [Code("CUSTOM", custom="[/oops]")], [None], [0], [1]))
+    proc = run_cli("check", path, "--target", "esp32-s3", "--rules-only")
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode in (3, 4), proc.stderr
+    assert "[/oops]" in proc.stdout
