@@ -553,3 +553,74 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 _PARSERS.append(_add_validate_parser)
+
+
+# ------------------------------------------------------------------------------------------- bench
+
+def _add_bench_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="how fast will this .tflite be on a target? (measured or estimated, always labelled)",
+        description="Latency of a .tflite: measured on a device (--device ssh://user@host[:port] or adb://SERIAL), "
+                    "measured on this host (LiteRT + XNNPACK, the target's threads), estimated by the target's "
+                    "compiler (Vela), or estimated by the target's fitted cost model. Every row names its evidence.")
+    parser.add_argument("model", help="a .tflite file (usually the int8 model)")
+    parser.add_argument("--target", required=True, metavar="NAME",
+                        help="a profile from `edgecompress targets`, or `all` for every target's estimate")
+    parser.add_argument("--device", metavar="URI", help="ssh://user@host[:port] or adb://SERIAL (default: this host)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    parser.add_argument("--threads", type=int, help="interpreter threads (default: the target's)")
+    parser.add_argument("--float", dest="float_model", metavar="MODEL_F32",
+                        help="the float32 .tflite of the same network, measured beside MODEL in the same run")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="profile parameter, e.g. --param accelerator_config=ethos-u55-128 (repeatable)")
+    parser.add_argument("--identity", metavar="KEY", help="ssh: private key file")
+    parser.add_argument("--known-hosts", metavar="FILE", help="ssh: known_hosts file holding the device's host key")
+    parser.add_argument("--remote-python", default="python3", metavar="PATH",
+                        help="ssh: the device's Python (default python3)")
+    parser.add_argument("--accept-new-host-key", action="store_true",
+                        help="ssh: trust and record a host key seen for the first time (a changed key is refused)")
+    parser.add_argument("--benchmark-binary", metavar="PATH",
+                        help="adb: the Android benchmark_model executable for the device's ABI")
+    parser.add_argument("--op-profiling", action="store_true", help="adb: per-operator timings from benchmark_model")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds a device run may take (default 300)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from edgecompress.bench import bench
+    from edgecompress.targets import parse_params
+
+    rows = bench(args.model, args.target, device=args.device, runs=args.runs, warmup=args.warmup,
+                 threads=args.threads, float_model=args.float_model, params=parse_params(args.param),
+                 identity=args.identity, known_hosts=args.known_hosts, remote_python=args.remote_python,
+                 accept_new_host_key=args.accept_new_host_key, benchmark_binary=args.benchmark_binary,
+                 op_profiling=args.op_profiling, timeout=args.timeout)
+    if args.json:
+        payload = [r.to_dict() for r in rows]
+        # One target: the best-evidence row at the top level (scripts read target/evidence/median_ms), all rows
+        # under "rows". --target all: the list of rows.
+        _print_json(payload if args.target == "all" else {**payload[0], "rows": payload})
+        return 0
+    from rich.table import Table
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    table = Table(title=f"edgecompress bench: {_shown(args.model)}")
+    for column in ("target", "evidence", "model", "dtype", "median ms", "p90 ms", "p99 ms", "mean ms", "runs",
+                   "threads", "where"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r.target, r.evidence, _shown(r.model), r.dtype, ms(r.median_ms), ms(r.p90_ms), ms(r.p99_ms),
+                      ms(r.mean_ms), str(r.runs or "-"), str(r.threads or "-"), _shown(r.device or r.runtime))
+    console = _console()
+    console.print(table)
+    for r in rows:
+        for note in r.notes:
+            console.print(f"note ({r.target}, {r.evidence}): {_shown(note)}")
+    return 0
+
+
+_PARSERS.append(_add_bench_parser)
