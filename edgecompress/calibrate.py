@@ -45,6 +45,7 @@ STABILITY_TOLERANCE = 0.05
 STABLE_FRACTION = 0.9
 AUTO_HOLDOUT_FRACTION = 0.25
 AUTO_MIN_SAMPLES = 40
+HEAVY_CLIP_FRACTION = 0.5
 BATCH = 32
 
 _FUSED_PRODUCERS = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense",
@@ -806,6 +807,23 @@ def scale_check(tflite: bytes, ranges: dict[str, tuple[float, float]], *, rtol: 
             "internal_requantize": requantize}
 
 
+def heavily_clipped(stats: ActivationStats, ranges: dict[str, tuple[float, float]]) -> list[str]:
+    """Tensors whose chosen range is under ``HEAVY_CLIP_FRACTION`` of the width holding 99.99% of their values.
+
+    Entropy calibration can do this on spiky histograms (e.g. the first ReLU of a network fed upsampled
+    images): worth a warning, because such a clip usually costs accuracy.
+    """
+    flagged = []
+    for point in stats.points:
+        if point.name not in ranges:
+            continue
+        lo, hi = percentile_range(stats.histograms[point.name], DEFAULT_PERCENTILE)
+        chosen_lo, chosen_hi = ranges[point.name]
+        if chosen_hi - chosen_lo < HEAVY_CLIP_FRACTION * (hi - lo):
+            flagged.append(point.name)
+    return flagged
+
+
 def _score(tflite: bytes, holdout: dict[str, np.ndarray], reference: np.ndarray) -> dict[str, float]:
     from edgecompress.runtimes.host import HostRunner
     from edgecompress.validate import cosine_similarity
@@ -933,6 +951,7 @@ def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str
         target = bias_corrected_model(fn, updates) if updates else fn
         return convert(target, arrays, **convert_kwargs), {}, None
     ranges = stats.ranges(method, percentile)
+    clipped = heavily_clipped(stats, ranges)
     with warnings.catch_warnings():
         # the converter notes that fake-quantized inputs carry no statistics: the frozen ranges are those statistics
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
@@ -942,6 +961,10 @@ def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str
         result.warnings.append(f"{len(check['internal_requantize'])} requantizing operator(s) inside the graph "
                                f"({', '.join(check['internal_requantize'])}): two chosen ranges met at an "
                                "operator that needs one scale.")
+    if clipped:
+        result.warnings.append(f"{method} clipped {len(clipped)} tensor(s) to under {100 * HEAVY_CLIP_FRACTION:.0f}% "
+                               f"of the range holding 99.99% of their values ({', '.join(clipped[:5])}); if "
+                               "accuracy drops, try --calibration-method auto or percentile.")
     if check["missing"]:
         result.warnings.append(f"{len(check['missing'])} chosen range(s) did not reach the flatbuffer "
                                f"({', '.join(check['missing'][:5])}): the converter overrode them.")
