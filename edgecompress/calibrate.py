@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.capture import captured_output
 from edgecompress.errors import CalibrationError
 
 METHODS = ("minmax", "percentile", "mse", "kl")
@@ -533,19 +534,20 @@ def collect_activations(model: Any, calibration: Any, *, points: list[Quantizati
 
     checkpoints = _checkpoints(count)
     spans = {p.name: [0.0, 0.0] for p in points}
-    for start, stop in _batches(count, []):
-        for name, arr in values(start, stop).items():
-            spans[name][0] = min(spans[name][0], float(arr.min()))
-            spans[name][1] = max(spans[name][1], float(arr.max()))
     running: dict[str, Histogram] = {}
     prefixes: dict[str, list[tuple[int, Histogram]]] = {p.name: [] for p in points}
-    for start, stop in _batches(count, checkpoints):
-        for name, arr in values(start, stop).items():
-            part = Histogram.from_values(arr, bins, tuple(spans[name]))
-            running[name] = part if name not in running else running[name].merged(part)
-        if stop in checkpoints:
-            for name, hist in running.items():
-                prefixes[name].append((stop, hist))
+    with captured_output():  # TensorFlow logs a retracing notice for every new watcher model
+        for start, stop in _batches(count, []):
+            for name, arr in values(start, stop).items():
+                spans[name][0] = min(spans[name][0], float(arr.min()))
+                spans[name][1] = max(spans[name][1], float(arr.max()))
+        for start, stop in _batches(count, checkpoints):
+            for name, arr in values(start, stop).items():
+                part = Histogram.from_values(arr, bins, tuple(spans[name]))
+                running[name] = part if name not in running else running[name].merged(part)
+            if stop in checkpoints:
+                for name, hist in running.items():
+                    prefixes[name].append((stop, hist))
     return ActivationStats(points, running, prefixes, count)
 
 
@@ -742,12 +744,13 @@ def bias_corrections(model: Any, calibration: Any, *, max_samples: int | None = 
     watched = [node.arguments.keras_tensors[0] for node, _, _ in targets]
     watcher = keras.Model(fn.inputs, watched)
     sums = [np.zeros(t.shape[1:], np.float64) for t in watched]
-    for start, stop in _batches(count, []):
-        batch = [arrays[name][start:stop] for name in names]
-        outs = watcher.predict_on_batch(batch if len(batch) > 1 else batch[0])
-        outs = outs if isinstance(outs, list | tuple) else [outs]
-        for total, out in zip(sums, outs, strict=True):
-            total += np.asarray(out, np.float64).sum(axis=0)
+    with captured_output():
+        for start, stop in _batches(count, []):
+            batch = [arrays[name][start:stop] for name in names]
+            outs = watcher.predict_on_batch(batch if len(batch) > 1 else batch[0])
+            outs = outs if isinstance(outs, list | tuple) else [outs]
+            for total, out in zip(sums, outs, strict=True):
+                total += np.asarray(out, np.float64).sum(axis=0)
     updates: dict[str, list[np.ndarray]] = {}
     largest = 0.0
     for (_, layer, bn), total in zip(targets, sums, strict=True):
@@ -836,7 +839,8 @@ def _score(tflite: bytes, holdout: dict[str, np.ndarray], reference: np.ndarray)
 
 def _float_outputs(fn: Any, arrays: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
     batch = [arrays[name] for name in names]
-    out = fn.predict(batch if len(batch) > 1 else batch[0], batch_size=BATCH, verbose=0)
+    with captured_output():
+        out = fn.predict(batch if len(batch) > 1 else batch[0], batch_size=BATCH, verbose=0)
     return np.asarray(out[0] if isinstance(out, list | tuple) else out, np.float32)
 
 
