@@ -1,0 +1,313 @@
+"""Measure latency on a Linux board (Raspberry Pi, any SBC) over ssh with the system OpenSSH client.
+
+``SshRunner("ssh://pi@raspberrypi.local")`` makes a private temporary directory on the device (``mktemp -d``),
+uploads the model and ``bench_script.py`` (standard library + numpy + whichever TFLite interpreter the device
+has), runs it with the device's Python, reads one JSON line back, and removes the directory again, also when the
+run fails, hangs or the connection drops.
+
+Security: host keys are verified against a known_hosts file (``StrictHostKeyChecking=yes``); accepting an
+unknown key needs ``accept_new_host_key=True`` (``accept-new``: a *changed* key is still refused). Only the
+system ``ssh`` binary runs, with an argument list (no local shell). Files are uploaded with ``cat > FILE`` over
+ssh rather than ``scp`` because scp's remote-path handling differs between its legacy (remote shell) and SFTP
+modes; here every remote word is passed through ``shlex.quote`` and the remote file names are fixed
+(``model.tflite``), so nothing from the user's local path reaches the remote shell. The remote interpreter path
+is quoted too. A run that exceeds ``timeout`` is stopped: the local ssh is killed and the remote process (its
+pid is recorded in the temporary directory) is killed by the cleanup command.
+
+Example:
+    >>> runner = SshRunner("ssh://pi@192.168.1.20", identity="~/.ssh/id_ed25519")  # doctest: +SKIP
+    >>> runner.measure("model_int8.tflite", runs=50, warmup=5, threads=4).timings.median_ms  # doctest: +SKIP
+    21.7
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from edgecompress.errors import RemoteError, ToolchainError
+from edgecompress.runtimes.runner import Measurement, Timings
+
+MARKER = "EDGECOMPRESS_BENCH_JSON "
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_SAFE_HOST = re.compile(r"^([0-9A-Fa-f:.]+|[A-Za-z0-9_][A-Za-z0-9._-]*)$")
+_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SshAddress:
+    """A parsed ``ssh://user@host[:port]`` address."""
+
+    user: str | None
+    host: str
+    port: int
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def __str__(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.port == 22 else f":{self.port}"
+        return f"ssh://{user}{host}{port}"
+
+
+def parse_ssh_uri(uri: str) -> SshAddress:
+    """Parse ``ssh://user@host[:port]``; reject anything ssh could read as an option or a second word.
+
+    Args:
+        uri: the ``--device`` value.
+
+    Returns:
+        The ``SshAddress``.
+
+    Example:
+        >>> parse_ssh_uri("ssh://pi@raspberrypi.local:2222").port
+        2222
+    """
+    parts = urlsplit(uri)
+    if parts.scheme != "ssh" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise RemoteError(f"expected a device address ssh://user@host[:port]. Received: {uri!r}. "
+                          "Write e.g. --device ssh://pi@raspberrypi.local.")
+    user = unquote(parts.username) if parts.username else None
+    host = parts.hostname
+    try:
+        port = parts.port or 22
+    except ValueError as exc:
+        raise RemoteError(f"expected a port between 1 and 65535 in {uri!r}. Received: an invalid port. "
+                          "Write e.g. ssh://pi@host:2222.") from exc
+    if user is not None and not _SAFE_NAME.match(user):
+        raise RemoteError(f"expected a user name of letters, digits, '.', '_' or '-'. Received: {user!r}. "
+                          "Fix the user part of --device.")
+    if not _SAFE_HOST.match(host):
+        raise RemoteError(f"expected a host name or IP address. Received: {host!r}. Fix the host part of --device.")
+    return SshAddress(user=user, host=host, port=port)
+
+
+def _bench_script() -> bytes:
+    return (resources.files("edgecompress.runtimes") / "bench_script.py").read_bytes()
+
+
+class SshRunner:
+    """Run ``bench_script.py`` on a Linux device over ssh (the ``Runner`` interface).
+
+    Args:
+        uri: ``ssh://user@host[:port]``.
+        identity: private key file (``ssh -i``); None uses the ssh agent / default keys.
+        known_hosts: the known_hosts file that must hold the device's host key; None uses ssh's defaults
+            (``~/.ssh/known_hosts``).
+        remote_python: the device's Python (a command name or path; default ``python3``).
+        accept_new_host_key: accept and record a host key seen for the first time (never a changed one).
+        connect_timeout: seconds to establish the connection.
+        timeout: seconds the whole benchmark may take on the device.
+        ssh: the ssh client binary (default: ``ssh`` on PATH).
+    """
+
+    def __init__(self, uri: str, *, identity: str | os.PathLike[str] | None = None,
+                 known_hosts: str | os.PathLike[str] | None = None, remote_python: str = "python3",
+                 accept_new_host_key: bool = False, connect_timeout: float = 10.0, timeout: float = 300.0,
+                 ssh: str | None = None) -> None:
+        self.address = parse_ssh_uri(uri)
+        self.device = str(self.address)
+        self.identity = Path(identity).expanduser() if identity else None
+        self.known_hosts = Path(known_hosts).expanduser() if known_hosts else None
+        if self.identity is not None and not self.identity.is_file():
+            raise RemoteError(f"expected --identity to be a private key file. Received: {str(self.identity)!r} "
+                              "(not found). Pass the path of the key the device accepts.")
+        if self.known_hosts is not None and not self.known_hosts.is_file() and not accept_new_host_key:
+            raise RemoteError(f"expected --known-hosts to be a known_hosts file. Received: "
+                              f"{str(self.known_hosts)!r} (not found). Create it with `ssh-keyscan` after checking "
+                              "the fingerprint, or pass --accept-new-host-key.")
+        if not remote_python or "\n" in remote_python or "\0" in remote_python:
+            raise RemoteError(f"expected --remote-python to be a command or path. Received: {remote_python!r}. "
+                              "Pass e.g. python3 or /usr/bin/python3.")
+        self.remote_python = remote_python
+        self.accept_new_host_key = accept_new_host_key
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.ssh = ssh or shutil.which("ssh")
+        if not self.ssh:
+            raise ToolchainError("ssh is not installed: expected the OpenSSH client `ssh` on PATH. "
+                                 "Install it (Debian: apt-get install openssh-client).")
+
+    # ------------------------------------------------------------------------------------------- ssh calls
+
+    def _ssh_args(self) -> list[str]:
+        args = [self.ssh, "-p", str(self.address.port), "-o", "BatchMode=yes",
+                "-o", f"StrictHostKeyChecking={'accept-new' if self.accept_new_host_key else 'yes'}",
+                "-o", f"ConnectTimeout={int(max(1, self.connect_timeout))}",
+                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
+        if self.known_hosts is not None:
+            args += ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null"]
+        if self.identity is not None:
+            args += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
+        return args + ["--", self.address.destination]
+
+    def _call(self, remote_command: str, *, timeout: float, stdin: bytes | None = None,
+              what: str) -> subprocess.CompletedProcess[bytes]:
+        try:
+            proc = subprocess.run([*self._ssh_args(), remote_command], input=stdin, capture_output=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise RemoteError(f"{self.device}: expected {what} to finish within {timeout:g} s. Received: no "
+                              "answer (the device is slow, hung or unreachable). Check the device, or raise "
+                              "--timeout.") from exc
+        except OSError as exc:
+            raise ToolchainError(f"ssh could not be started ({exc.strerror}). Install the OpenSSH client.") from exc
+        if proc.returncode == 255:
+            raise RemoteError(self._connection_message(proc.stderr.decode("utf-8", "replace"), what))
+        return proc
+
+    def _connection_message(self, stderr: str, what: str) -> str:
+        last = " ".join(line.strip() for line in stderr.strip().splitlines()[-2:])[:300] or "no message"
+        if "Host key verification failed" in stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr \
+                or "No ED25519 host key is known" in stderr or "host key" in stderr.lower():
+            where = f"in {self.known_hosts}" if self.known_hosts else "in ~/.ssh/known_hosts"
+            return (f"{self.device}: expected the device's host key {where}. Received: {last}. Verify the "
+                    "fingerprint and add it (ssh-keyscan), or pass --accept-new-host-key to trust a first-seen key.")
+        if "Permission denied" in stderr:
+            return (f"{self.device}: expected key authentication to succeed. Received: {last}. Pass --identity "
+                    "with a key in the device's authorized_keys.")
+        return (f"{self.device}: expected {what} over ssh. Received: the connection failed or dropped ({last}). "
+                "Check that the device is up and reachable, then retry.")
+
+    # ------------------------------------------------------------------------------------------- the runner
+
+    def measure(self, model: str | os.PathLike[str], *, runs: int = 50, warmup: int = 5,
+                threads: int | None = None) -> Measurement:
+        """Upload ``model`` and the runner script, time it on the device, clean up, return the measurement.
+
+        Args:
+            model: a local ``.tflite`` path (any name; it is uploaded as ``model.tflite``).
+            runs / warmup: timed and untimed invocations.
+            threads: interpreter threads on the device (None: the runtime's default).
+
+        Returns:
+            The ``Measurement`` (``device="ssh://..."``).
+
+        Example:
+            >>> SshRunner("ssh://pi@pi5").measure("m.tflite", runs=20, warmup=2, threads=4)  # doctest: +SKIP
+        """
+        return self.measure_many([model], runs=runs, warmup=warmup, threads=threads)[0]
+
+    def measure_many(self, models: list[str | os.PathLike[str]], *, runs: int = 50, warmup: int = 5,
+                     threads: int | None = None) -> list[Measurement]:
+        """Measure several models in one remote session (e.g. float32 and int8 side by side)."""
+        payloads = []
+        for model in models:
+            try:
+                payloads.append((Path(model).name, Path(model).read_bytes()))
+            except OSError as exc:
+                raise RemoteError(f"{model}: expected a readable .tflite file. Received: {exc.strerror}. "
+                                  "Check the path.") from exc
+        remote_dir = self._make_remote_dir()
+        try:
+            self._upload(remote_dir, "bench_script.py", _bench_script())
+            results = []
+            for i, (name, data) in enumerate(payloads):
+                remote_model = f"model{i}.tflite" if i else "model.tflite"
+                self._upload(remote_dir, remote_model, data)
+                payload = self._run_script(remote_dir, remote_model, runs=runs, warmup=warmup, threads=threads)
+                results.append(self._measurement(name, payload, threads))
+        except BaseException:
+            self._cleanup(remote_dir)  # the original error says more than a failed cleanup would
+            raise
+        problem = self._cleanup(remote_dir)
+        if problem:
+            for measurement in results:
+                measurement.notes.append(problem)
+        return results
+
+    def _make_remote_dir(self) -> str:
+        command = 'mktemp -d "${TMPDIR:-/tmp}/edgecompress-bench.XXXXXXXX"'
+        proc = self._call(command, timeout=self.connect_timeout + 20, what="a temporary directory")
+        remote_dir = proc.stdout.decode("utf-8", "replace").strip()
+        if proc.returncode != 0 or not _REMOTE_DIR.match(remote_dir):
+            err = proc.stderr.decode("utf-8", "replace").strip()[:200]
+            raise RemoteError(f"{self.device}: expected `mktemp -d` to print a directory. Received: exit "
+                              f"{proc.returncode}, {remote_dir[:100]!r} {err}. Check that /tmp is writable.")
+        return remote_dir
+
+    def _upload(self, remote_dir: str, name: str, data: bytes) -> None:
+        path = shlex.quote(f"{remote_dir}/{name}")
+        timeout = self.connect_timeout + 30 + len(data) / 1e6  # >= 1 MB/s
+        proc = self._call(f"cat > {path}", stdin=data, timeout=timeout, what=f"the upload of {name}")
+        if proc.returncode != 0:
+            raise RemoteError(f"{self.device}: expected to write {name} to {remote_dir}. Received: exit "
+                              f"{proc.returncode} ({proc.stderr.decode('utf-8', 'replace').strip()[:200]}). "
+                              "Check free space on the device.")
+
+    def _run_script(self, remote_dir: str, remote_model: str, *, runs: int, warmup: int,
+                    threads: int | None) -> dict[str, Any]:
+        words = [self.remote_python, f"{remote_dir}/bench_script.py", f"{remote_dir}/{remote_model}",
+                 "--runs", str(int(runs)), "--warmup", str(int(warmup))]
+        if threads is not None:
+            words += ["--threads", str(int(threads))]
+        pid_file = shlex.quote(f"{remote_dir}/pid")
+        # exec keeps the pid recorded in the pid file: the cleanup kills that process if the run is abandoned.
+        command = f"echo $$ > {pid_file} && exec {' '.join(shlex.quote(w) for w in words)}"
+        proc = self._call(command, timeout=self.timeout, what="the benchmark")
+        stdout = proc.stdout.decode("utf-8", "replace")
+        line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith(MARKER)), None)
+        if line is None:
+            excerpt = (stdout.strip() or proc.stderr.decode("utf-8", "replace").strip())[-300:]
+            raise RemoteError(f"{self.device}: expected the runner's JSON result line. Received: exit "
+                              f"{proc.returncode} and {excerpt!r}. Check --remote-python (it needs Python 3 "
+                              "with numpy and ai-edge-litert or tflite-runtime).")
+        try:
+            payload = json.loads(line[len(MARKER):])
+        except json.JSONDecodeError as exc:
+            raise RemoteError(f"{self.device}: expected valid JSON from the runner. Received: "
+                              f"{line[:200]!r}. Check the device's Python installation.") from exc
+        if not isinstance(payload, dict):
+            raise RemoteError(f"{self.device}: expected a JSON object from the runner. Received: "
+                              f"{type(payload).__name__}. Check the device's Python installation.")
+        if not payload.get("ok"):
+            raise RemoteError(f"{self.device}: expected the model to run. Received: "
+                              f"{str(payload.get('error', 'no error message'))[:300]}. Install what is missing "
+                              "on the device or check the model.")
+        samples = payload.get("samples_ms")
+        if not isinstance(samples, list) or not samples or not all(isinstance(s, int | float) for s in samples):
+            raise RemoteError(f"{self.device}: expected a list of run times from the runner. Received: "
+                              f"{str(samples)[:100]!r}. Check the device's Python installation.")
+        return payload
+
+    def _measurement(self, name: str, payload: dict[str, Any], threads: int | None) -> Measurement:
+        timings = Timings.from_samples(payload["samples_ms"], warmup=int(payload.get("warmup") or 0))
+        notes = [f"python {payload.get('python', '?')} on {payload.get('machine', '?')}"]
+        return Measurement(model=name, dtype=str(payload.get("input_dtype", "")), timings=timings,
+                           device=self.device, runtime=str(payload.get("runtime", "")), threads=threads,
+                           init_ms=_number(payload.get("init_ms")), peak_rss_bytes=_int(payload.get("peak_rss_bytes")),
+                           notes=notes)
+
+    def _cleanup(self, remote_dir: str) -> str | None:
+        """Kill an abandoned run and delete the directory; return a note if that failed (never raise)."""
+        quoted = shlex.quote(remote_dir)
+        pid_file = shlex.quote(f"{remote_dir}/pid")
+        command = (f"if [ -f {pid_file} ]; then kill -9 \"$(cat {pid_file})\" 2>/dev/null; fi; "
+                   f"rm -rf -- {quoted}")
+        try:
+            proc = self._call(command, timeout=self.connect_timeout + 20, what="the cleanup")
+        except RemoteError as exc:
+            return f"the remote directory {remote_dir} could not be removed ({exc}); delete it by hand"
+        if proc.returncode != 0:
+            return f"the remote directory {remote_dir} could not be removed (exit {proc.returncode}); delete it by hand"
+        return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
