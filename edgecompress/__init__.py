@@ -23,6 +23,8 @@ _EXPORTS = {
     "load_data": "edgecompress.calibration",
     "Dataset": "edgecompress.calibration",
     "convert": "edgecompress.convert",
+    "calibrate_and_convert": "edgecompress.calibrate",
+    "CalibrationReport": "edgecompress.calibrate",
     "ConversionResult": "edgecompress.convert",
     "inspect": "edgecompress.tflite",
     "read_model": "edgecompress.tflite",

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.capture import captured_output
 from edgecompress.errors import CalibrationError
 
 METHODS = ("minmax", "percentile", "mse", "kl")
@@ -45,6 +46,7 @@ STABILITY_TOLERANCE = 0.05
 STABLE_FRACTION = 0.9
 AUTO_HOLDOUT_FRACTION = 0.25
 AUTO_MIN_SAMPLES = 40
+HEAVY_CLIP_FRACTION = 0.5
 BATCH = 32
 
 _FUSED_PRODUCERS = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense",
@@ -213,7 +215,7 @@ def mse_range(hist: Histogram, grid: int = 96) -> tuple[float, float]:
         >>> rng = np.random.default_rng(0)
         >>> heavy = rng.standard_t(2, 100000)
         >>> lo, hi = mse_range(Histogram.from_values(heavy))
-        >>> hi - lo < heavy.max() - heavy.min()
+        >>> bool(hi - lo < heavy.max() - heavy.min())
         True
     """
     if hist.total == 0 or hist.observed_max == hist.observed_min:
@@ -532,19 +534,20 @@ def collect_activations(model: Any, calibration: Any, *, points: list[Quantizati
 
     checkpoints = _checkpoints(count)
     spans = {p.name: [0.0, 0.0] for p in points}
-    for start, stop in _batches(count, []):
-        for name, arr in values(start, stop).items():
-            spans[name][0] = min(spans[name][0], float(arr.min()))
-            spans[name][1] = max(spans[name][1], float(arr.max()))
     running: dict[str, Histogram] = {}
     prefixes: dict[str, list[tuple[int, Histogram]]] = {p.name: [] for p in points}
-    for start, stop in _batches(count, checkpoints):
-        for name, arr in values(start, stop).items():
-            part = Histogram.from_values(arr, bins, tuple(spans[name]))
-            running[name] = part if name not in running else running[name].merged(part)
-        if stop in checkpoints:
-            for name, hist in running.items():
-                prefixes[name].append((stop, hist))
+    with captured_output():  # TensorFlow logs a retracing notice for every new watcher model
+        for start, stop in _batches(count, []):
+            for name, arr in values(start, stop).items():
+                spans[name][0] = min(spans[name][0], float(arr.min()))
+                spans[name][1] = max(spans[name][1], float(arr.max()))
+        for start, stop in _batches(count, checkpoints):
+            for name, arr in values(start, stop).items():
+                part = Histogram.from_values(arr, bins, tuple(spans[name]))
+                running[name] = part if name not in running else running[name].merged(part)
+            if stop in checkpoints:
+                for name, hist in running.items():
+                    prefixes[name].append((stop, hist))
     return ActivationStats(points, running, prefixes, count)
 
 
@@ -741,12 +744,13 @@ def bias_corrections(model: Any, calibration: Any, *, max_samples: int | None = 
     watched = [node.arguments.keras_tensors[0] for node, _, _ in targets]
     watcher = keras.Model(fn.inputs, watched)
     sums = [np.zeros(t.shape[1:], np.float64) for t in watched]
-    for start, stop in _batches(count, []):
-        batch = [arrays[name][start:stop] for name in names]
-        outs = watcher.predict_on_batch(batch if len(batch) > 1 else batch[0])
-        outs = outs if isinstance(outs, list | tuple) else [outs]
-        for total, out in zip(sums, outs, strict=True):
-            total += np.asarray(out, np.float64).sum(axis=0)
+    with captured_output():
+        for start, stop in _batches(count, []):
+            batch = [arrays[name][start:stop] for name in names]
+            outs = watcher.predict_on_batch(batch if len(batch) > 1 else batch[0])
+            outs = outs if isinstance(outs, list | tuple) else [outs]
+            for total, out in zip(sums, outs, strict=True):
+                total += np.asarray(out, np.float64).sum(axis=0)
     updates: dict[str, list[np.ndarray]] = {}
     largest = 0.0
     for (_, layer, bn), total in zip(targets, sums, strict=True):
@@ -806,6 +810,23 @@ def scale_check(tflite: bytes, ranges: dict[str, tuple[float, float]], *, rtol: 
             "internal_requantize": requantize}
 
 
+def heavily_clipped(stats: ActivationStats, ranges: dict[str, tuple[float, float]]) -> list[str]:
+    """Tensors whose chosen range is under ``HEAVY_CLIP_FRACTION`` of the width holding 99.99% of their values.
+
+    Entropy calibration can do this on spiky histograms (e.g. the first ReLU of a network fed upsampled
+    images): worth a warning, because such a clip usually costs accuracy.
+    """
+    flagged = []
+    for point in stats.points:
+        if point.name not in ranges:
+            continue
+        lo, hi = percentile_range(stats.histograms[point.name], DEFAULT_PERCENTILE)
+        chosen_lo, chosen_hi = ranges[point.name]
+        if chosen_hi - chosen_lo < HEAVY_CLIP_FRACTION * (hi - lo):
+            flagged.append(point.name)
+    return flagged
+
+
 def _score(tflite: bytes, holdout: dict[str, np.ndarray], reference: np.ndarray) -> dict[str, float]:
     from edgecompress.runtimes.host import HostRunner
     from edgecompress.validate import cosine_similarity
@@ -818,7 +839,8 @@ def _score(tflite: bytes, holdout: dict[str, np.ndarray], reference: np.ndarray)
 
 def _float_outputs(fn: Any, arrays: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
     batch = [arrays[name] for name in names]
-    out = fn.predict(batch if len(batch) > 1 else batch[0], batch_size=BATCH, verbose=0)
+    with captured_output():
+        out = fn.predict(batch if len(batch) > 1 else batch[0], batch_size=BATCH, verbose=0)
     return np.asarray(out[0] if isinstance(out, list | tuple) else out, np.float32)
 
 
@@ -933,6 +955,7 @@ def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str
         target = bias_corrected_model(fn, updates) if updates else fn
         return convert(target, arrays, **convert_kwargs), {}, None
     ranges = stats.ranges(method, percentile)
+    clipped = heavily_clipped(stats, ranges)
     with warnings.catch_warnings():
         # the converter notes that fake-quantized inputs carry no statistics: the frozen ranges are those statistics
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
@@ -942,6 +965,10 @@ def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str
         result.warnings.append(f"{len(check['internal_requantize'])} requantizing operator(s) inside the graph "
                                f"({', '.join(check['internal_requantize'])}): two chosen ranges met at an "
                                "operator that needs one scale.")
+    if clipped:
+        result.warnings.append(f"{method} clipped {len(clipped)} tensor(s) to under {100 * HEAVY_CLIP_FRACTION:.0f}% "
+                               f"of the range holding 99.99% of their values ({', '.join(clipped[:5])}); if "
+                               "accuracy drops, try --calibration-method auto or percentile.")
     if check["missing"]:
         result.warnings.append(f"{len(check['missing'])} chosen range(s) did not reach the flatbuffer "
                                f"({', '.join(check['missing'][:5])}): the converter overrode them.")

@@ -11,6 +11,7 @@ from edgecompress.calibrate import (
     Histogram,
     QuantizationPoint,
     choose_range,
+    heavily_clipped,
     int8_scale,
     kl_range,
     minmax_range,
@@ -149,3 +150,9 @@ def test_range_stability_flags_ranges_still_moving_at_the_end():
     report = range_stability(_stats_from(samples), "minmax")
     assert report["stable_after"] is None
     assert report["checkpoints"][-2]["max_rel_change"] > 0.05
+
+
+def test_a_range_clipped_far_inside_the_bulk_of_the_values_is_flagged():
+    stats = _stats_from(np.abs(RNG.normal(size=(100, 1000))))
+    assert heavily_clipped(stats, {"t": (0.0, 0.5)}) == ["t"]
+    assert heavily_clipped(stats, stats.ranges("mse")) == []
