@@ -270,6 +270,13 @@ def _run_demo(args: argparse.Namespace) -> int:
         targets.add_row(row["target"], row["verdict"], row["answered_by"], str(row["memory_verdict"]),
                         row["detail"] or "-")
     console.print(targets)
+    latency = Table(title="how fast? (edgecompress bench --target all; estimates are labelled)")
+    for col in ("target", "dtype", "evidence", "median ms"):
+        latency.add_column(col, justify="right" if col == "median ms" else "left")
+    for row in report.get("latency", []):
+        median = "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"
+        latency.add_row(row["target"], row["dtype"] or "int8", row["evidence"], median)
+    console.print(latency)
     console.print(f"wrote {', '.join(report['files'])} under {args.out}")
     return 0
 

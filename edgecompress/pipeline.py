@@ -318,9 +318,21 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         model.save(tmp)
     atomic_write_bytes(out_dir / "model_float.tflite", float_bytes)
     atomic_write_bytes(out_dir / "model_int8.tflite", result.tflite)
+    with timer.stage("bench"):
+        report["latency"] = latency_rows(out_dir / "model_int8.tflite", out_dir / "model_float.tflite")
+    report["timings_s"] = timer.seconds
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / "report.html", _demo_report(report, float_eval, int8_eval, layers).to_html())
     return report
+
+
+def latency_rows(int8_path: Path, float_path: Path | None = None) -> list[dict[str, Any]]:
+    """Host-measured and per-target estimated latency, each row labelled with its evidence."""
+    from edgecompress.bench import bench
+
+    rows = bench(int8_path, "all", runs=50, warmup=5, float_model=float_path)
+    return [{"target": r.target, "evidence": r.evidence, "dtype": r.dtype, "median_ms": r.median_ms,
+             "p90_ms": r.p90_ms, "runs": r.runs, "notes": r.notes} for r in rows]
 
 
 def check_all_targets(tflite: bytes, samples: np.ndarray | None = None) -> list[Any]:
@@ -350,7 +362,9 @@ def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers
     notes = [f"per-layer: {layers.matched} of {layers.int8_tensors} int8 tensors matched a float tensor, over "
              f"{layers.samples} held-out samples"]
     return Report(f"edgecompress demo: {report['model']}", model, accuracy, [lay.to_dict() for lay in layers.layers],
-                  int8_eval.confusion, checks=report.get("targets"), notes=notes)
+                  int8_eval.confusion, checks=report.get("targets"),
+                  latency=[{"target": f"{r['target']} ({r['dtype'] or 'int8'})", "ms": r["median_ms"], "kind": r["evidence"]}
+                           for r in report.get("latency", [])], notes=notes)
 
 
 def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, list[str]]:

@@ -31,5 +31,9 @@ def test_demo_writes_model_tflite_and_report_with_int8_within_one_point(tmp_path
     assert sorted(row["target"] for row in report["targets"]) == sorted(list_targets())
     assert {row["verdict"] for row in report["targets"]} <= {"accelerated", "fallback", "unsupported"}
     assert (out / "report.html").read_text().count("<section") >= 4
+    evidence = {(row["target"], row["evidence"]) for row in report["latency"]}
+    assert ("host", "measured-host") in evidence
+    assert {target for target, kind in evidence if kind == "model-estimate"} == set(list_targets())
+    assert all(row["median_ms"] > 0 for row in report["latency"])
     leftovers = [p.name for p in out.iterdir() if ".tmp-" in p.name]
     assert leftovers == []
