@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -58,14 +59,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupted = _InterruptFlag()
+    previous = signal.signal(signal.SIGINT, interrupted.handler)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return _interrupted()
     except EdgeCompressError as exc:
+        # TensorFlow's converter can swallow the KeyboardInterrupt and fail with an unrelated error instead
+        if interrupted.seen:
+            return _interrupted()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written at the output path", file=sys.stderr)
-        return 130
+    except Exception:
+        if interrupted.seen:
+            return _interrupted()
+        raise
+    finally:
+        # once interrupted we are on the way out: a signal still pending inside C code must not kill the exit
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted.seen else previous)
+
+
+class _InterruptFlag:
+    """Remembers that Ctrl-C was pressed, then lets Python raise KeyboardInterrupt as usual."""
+
+    seen = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if self.seen:
+            return
+        self.seen = True
+        raise KeyboardInterrupt
+
+
+def _interrupted() -> int:
+    print("interrupted: nothing was written at the output path", file=sys.stderr)
+    return 130
 
 
 def _preprocess_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
