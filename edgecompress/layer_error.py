@@ -8,10 +8,19 @@ execution order. The int8 values are dequantized and compared:
 
 - ``rmse``: root-mean-square error divided by the float tensor's range (0.01 = 1 % of the range);
 - ``snr_db``: signal-to-noise ratio of the dequantized tensor, 10*log10(sum(f^2) / sum((q - f)^2));
-- ``snr_drop_db``: how many dB this operator lost relative to its input, the figure the ranking uses because it
-  blames the operator where the error appears, not every operator downstream of it;
+- ``snr_drop_db``: how many dB this operator lost relative to its input (where the error appears);
 - ``saturation``: fraction of values clipped at the int8 limits (values at qmin only count when qmin is not the
-  float zero of a ReLU-style output).
+  float zero of a ReLU-style output);
+- ``fallback_gain_db``: the ranking key, the output SNR gain expected from keeping this operator in float.
+
+Why the ranking is not ``snr_drop_db``: a float fallback re-quantizes the operator's output to the same int8
+scale, so it removes only the rounding of that operator's weights and bias, never the activation rounding that
+dominates ``snr_drop_db`` (an outlier channel's coarse scale shows up as dB lost, and no fallback fixes it). So
+each weighted operator's int8 weights (dequantized) are put alone into the float model, and the output noise
+they cause is compared with the whole int8 model's output noise: noise powers add, so removing it gains
+``10*log10(total / (total - own))`` dB. Operators without weights get 0. Measured on the benchmark models
+(``benchmarks/validation.py``), single-operator fallbacks of well-quantized layers move the output SNR by about
++-1 dB in either direction on different samples, so a ranking that measured them one by one would chase noise.
 
 Why not ``tf.lite.experimental.QuantizationDebugger``: it measures a debug model the converter instruments with
 NumericVerify operators, so it needs the source model and a re-conversion, and never looks at the file the user
@@ -34,6 +43,15 @@ from edgecompress.errors import InvalidModelError, ToolchainError
 SNR_CAP_DB = 120.0
 SATURATION_WARN = 0.01
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+# Which operand positions hold constant weights and bias, per weighted operator.
+_CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
+                      "TRANSPOSE_CONV": (1, 3)}
+# A fallback cannot remove more than the whole output noise; past that the estimate saturates here.
+GAIN_CAP_DB = 40.0
+# Below this expected output-SNR gain, keeping an operator float is not worth recommending.
+FALLBACK_WORTH_DB = 1.0
+RANKING_ESTIMATED = "estimated"
+RANKING_MEASURED = "measured"
 SKIP_OPS = ("DELEGATE", "QUANTIZE", "DEQUANTIZE")
 # Fixed-range outputs: a softmax at 127 is a confident 0.996, not a clipped activation.
 FIXED_RANGE_OPS = ("SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX")
@@ -55,6 +73,8 @@ class LayerError:
         saturation: fraction of values clipped at the int8 limits.
         weights: "per-channel", "per-tensor" or None (no weights).
         suggestion: what would help, in plain words.
+        fallback_gain_db: output SNR gain in dB expected from keeping this operator in float (the ranking key);
+            see ``LayerReport.ranking`` for whether it was estimated or measured.
     """
 
     tensor: str
@@ -68,6 +88,7 @@ class LayerError:
     saturation: float
     weights: str | None
     suggestion: str = ""
+    fallback_gain_db: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,12 +99,16 @@ class LayerReport:
     """Per-layer errors ranked worst first, plus what did not match and outputs that barely move.
 
     Args:
-        layers: one ``LayerError`` per matched int8 tensor, worst ``snr_drop_db`` first.
+        layers: one ``LayerError`` per matched int8 tensor, largest ``fallback_gain_db`` first (then largest
+            ``snr_drop_db``).
         int8_tensors: int8 operator outputs in the model.
         matched: how many of them had a float counterpart.
         matched_by_name: how many matched by tensor name (the rest by operator type and shape in order).
         samples: how many samples were traced.
         stuck_outputs: model outputs that barely move across samples (int8 output stuck near one value).
+        ranking: how ``fallback_gain_db`` was obtained: "estimated" (each operator's int8 weights alone in the
+            float model) or "measured" (re-quantized with the operator float, see ``fallback.measure_recovery``).
+        output_snr_db: SNR of the int8 model's first output against the float model's on the traced samples.
     """
 
     layers: list[LayerError]
@@ -92,11 +117,13 @@ class LayerReport:
     matched_by_name: int
     samples: int
     stuck_outputs: list[str] = dataclasses.field(default_factory=list)
+    ranking: str = RANKING_ESTIMATED
+    output_snr_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"layers": [layer.to_dict() for layer in self.layers], "int8_tensors": self.int8_tensors,
                 "matched": self.matched, "matched_by_name": self.matched_by_name, "samples": self.samples,
-                "stuck_outputs": self.stuck_outputs}
+                "stuck_outputs": self.stuck_outputs, "ranking": self.ranking, "output_snr_db": self.output_snr_db}
 
 
 def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -187,6 +214,25 @@ class _Trace:
     def shape(self, index: int) -> tuple[int, ...]:
         return tuple(int(d) for d in self.tensors[index]["shape"])
 
+    def dequantized_constant(self, index: int) -> np.ndarray | None:
+        """A constant int8/int32 tensor as the real numbers the int8 kernel uses (per-axis scales applied)."""
+        detail = self.tensors[index]
+        params = detail.get("quantization_parameters", {})
+        scales = np.asarray(params.get("scales", []), np.float64)
+        if scales.size == 0:
+            return None
+        try:
+            raw = self.interpreter.get_tensor(index).astype(np.float64)
+        except ValueError:
+            return None
+        zero_points = np.asarray(params.get("zero_points", np.zeros_like(scales)), np.float64)
+        if scales.size > 1:
+            axis = int(params.get("quantized_dimension", 0))
+            shape = [1] * raw.ndim
+            shape[axis] = scales.size
+            scales, zero_points = scales.reshape(shape), zero_points.reshape(shape)
+        return ((raw - zero_points) * scales).astype(np.float32)
+
     def weights_kind(self, op: dict[str, Any]) -> str | None:
         if op["op_name"] not in WEIGHTED_OPS or len(op["inputs"]) < 2 or op["inputs"][1] < 0:
             return None
@@ -238,18 +284,102 @@ def _match(quant: _Trace, flt: _Trace) -> tuple[dict[int, int], int]:
     return pairs, by_name
 
 
-def _suggest(op: str, weights: str | None, saturation: float) -> str:
-    if saturation >= SATURATION_WARN:
-        return (f"{100 * saturation:.1f}% of values are clipped at the int8 limits: calibrate on data that covers "
-                "the real input range, or keep this operator in float (--fix float-fallback) if the target allows it")
-    if weights == "per-tensor":
-        return ("weights are quantized per-tensor: per-channel weights for this layer, or QAT for this block "
-                "so the weights learn one shared scale")
-    if op in WEIGHTED_OPS:
-        return ("QAT for this block (fine-tune with fake-quant), or keep this operator in float "
-                "(--fix float-fallback) if the target allows float operators")
-    return ("error inherited and rounded again here: fix the producer above it, or keep this operator in float "
-            "(--fix float-fallback) if the target allows it")
+def _patched(model: bytes, replacements: Mapping[int, np.ndarray]) -> bytes | None:
+    """``model`` with constant float32 tensors overwritten (tensor index -> values), None if one cannot be."""
+    import tflite
+
+    data = bytearray(model)
+    root = tflite.Model.GetRootAsModel(data, 0)
+    graph = root.Subgraphs(0)
+    for index, values in replacements.items():
+        raw = root.Buffers(graph.Tensors(index).Buffer()).DataAsNumpy()
+        new = np.frombuffer(np.ascontiguousarray(values, "<f4").tobytes(), np.uint8)
+        if isinstance(raw, int) or raw.nbytes != new.nbytes:
+            return None
+        raw[:] = new
+    return bytes(data)
+
+
+def _first_output(model: bytes, samples: list[np.ndarray]) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    with captured_output():
+        interpreter = Interpreter(model_content=model,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]["index"]
+    outputs = []
+    for sample in samples:
+        interpreter.set_tensor(detail["index"], np.asarray(sample, np.float32).reshape(detail["shape"]))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(out).copy())
+    return np.stack(outputs).astype(np.float64)
+
+
+def _own_weight_noise(quant: _Trace, flt: _Trace, pairs: Mapping[int, int], float_model: bytes,
+                      samples: list[np.ndarray]) -> dict[int, float]:
+    """int8 output tensor -> output noise power of the float model with only that operator's int8 weights.
+
+    Keeping one operator float re-quantizes its output to the same int8 scale, so the fallback removes exactly
+    this: the rounding of its weights and bias. Each weighted operator's int8 constants (dequantized) replace the
+    float ones in the float model, and the noise that alone causes at the model output is measured.
+    """
+    reference = flt.real(flt.outputs[0]).astype(np.float64)
+    producers = {o: op for op in flt.ops for o in op["outputs"] if o >= 0}
+    noise: dict[int, float] = {}
+    for op in quant.ops:
+        positions = _CONSTANT_OPERANDS.get(op["op_name"])
+        out = op["outputs"][0] if op["outputs"] else -1
+        if positions is None or out not in pairs:
+            continue
+        f_op = producers.get(pairs[out])
+        if f_op is None or f_op["op_name"] != op["op_name"]:
+            continue
+        swaps: dict[int, np.ndarray] = {}
+        for position in positions:
+            if position >= min(len(op["inputs"]), len(f_op["inputs"])):
+                continue
+            q_index, f_index = op["inputs"][position], f_op["inputs"][position]
+            if q_index < 0 or f_index < 0 or np.dtype(flt.tensors[f_index]["dtype"]) != np.float32:
+                continue
+            values = quant.dequantized_constant(q_index)
+            if values is not None and values.shape == flt.shape(f_index):
+                swaps[f_index] = values
+        if f_op["inputs"][positions[0]] not in swaps:
+            continue
+        patched = _patched(float_model, swaps)
+        if patched is not None:
+            noise[out] = float(np.sum((_first_output(patched, samples).reshape(reference.shape) - reference) ** 2))
+    return noise
+
+
+def estimated_gain_db(total_noise: float, removed_noise: float) -> float:
+    """Output SNR gain in dB from removing ``removed_noise`` of ``total_noise`` (noise powers add), capped at 40.
+
+    Example:
+        >>> round(estimated_gain_db(2.0, 1.0), 2)
+        3.01
+    """
+    if total_noise <= 0.0 or removed_noise <= 0.0:
+        return 0.0
+    floor = total_noise * 10.0 ** (-GAIN_CAP_DB / 10.0)
+    return float(min(GAIN_CAP_DB, 10.0 * np.log10(total_noise / max(total_noise - removed_noise, floor))))
+
+
+def _suggest(layer: LayerError) -> str:
+    if layer.fallback_gain_db >= FALLBACK_WORTH_DB:
+        return (f"its int8 weights alone cost about {layer.fallback_gain_db:.1f} dB at the output: keep this operator "
+                "in float (--fix float-fallback) if the target allows it, or QAT for this block"
+                + (", or per-channel weights" if layer.weights == "per-tensor" else ""))
+    if layer.saturation >= SATURATION_WARN:
+        return (f"{100 * layer.saturation:.1f}% of values are clipped at the int8 limits: calibrate on data that "
+                "covers the real input range (or --calibration-method percentile/mse); float fallback keeps the "
+                "same int8 output range, so it would not help")
+    if layer.snr_drop_db >= 1.0:
+        return ("the error comes from rounding this activation, not from the weights: try --calibration-method "
+                "mse/percentile/auto or QAT; float fallback keeps this output int8, so it would recover little")
+    return "little to gain here: this layer adds little error of its own"
 
 
 def layer_errors(int8_model: bytes | str | os.PathLike[str], float_model: bytes | str | os.PathLike[str],
@@ -307,11 +437,24 @@ def layer_errors(int8_model: bytes | str | os.PathLike[str], float_model: bytes 
                 tensor=quant.name(out), op=op["op_name"], op_index=int(op["index"]),
                 float_tensor=flt.name(pairs[out]), shape=list(quant.shape(out)), rmse=round(rmse, 6),
                 snr_db=round(snr[out], 3), snr_drop_db=round(max(0.0, before - snr[out]), 3),
-                saturation=round(saturation, 6), weights=weights,
-                suggestion=_suggest(op["op_name"], weights, saturation)))
-    layers.sort(key=lambda layer: (-layer.snr_drop_db, layer.snr_db))
+                saturation=round(saturation, 6), weights=weights))
+    f_out, q_out = flt.real(flt.outputs[0]).astype(np.float64), quant.real(quant.outputs[0]).astype(np.float64)
+    total_noise = float(np.sum((q_out.reshape(f_out.shape) - f_out) ** 2))
+    own = _own_weight_noise(quant, flt, pairs, f_bytes, samples)
+    by_tensor = {quant.name(o): o for o in own}
+    for layer in layers:
+        removed = own.get(by_tensor.get(layer.tensor, -1), 0.0)
+        layer.fallback_gain_db = round(estimated_gain_db(total_noise, removed), 3)
+        layer.suggestion = _suggest(layer)
+    rank(layers)
     stuck = [quant.name(o) for o in quant.outputs if quant.is_int8(o) and _barely_moves(quant.raw(o))]
-    return LayerReport(layers, int8_outputs, sum(1 for layer in layers), by_name, len(samples), stuck)
+    return LayerReport(layers, int8_outputs, sum(1 for layer in layers), by_name, len(samples), stuck,
+                       RANKING_ESTIMATED, round(snr_db(f_out, q_out.reshape(f_out.shape)), 3))
+
+
+def rank(layers: list[LayerError]) -> None:
+    """Sort ``layers`` in place: largest expected fallback gain first, then most dB lost, then lowest SNR."""
+    layers.sort(key=lambda layer: (-layer.fallback_gain_db, -layer.snr_drop_db, layer.snr_db))
 
 
 def _barely_moves(raw: np.ndarray) -> bool:

@@ -370,20 +370,19 @@ def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers
 def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, list[str]]:
     """The evaluation runtime: TFLite Micro for profiles whose runtime is ``tflm``, host LiteRT otherwise."""
     from edgecompress.errors import ProfileError
+    from edgecompress.targets import load_profile
 
     if target is None:
         return runtime or "host", []
-    try:
-        from edgecompress.targets import load_profile
-    except ImportError as exc:
-        raise ProfileError(f"--target {target}: target profiles are not part of this build yet. Pass --runtime "
-                           "micro (TFLite Micro) or --runtime host instead.") from exc
     profile = load_profile(target)
     chosen = "micro" if profile.runtime == "tflm" else "host"
     if runtime is not None and runtime != chosen:
         raise ProfileError(f"--target {target} runs on '{profile.runtime}', which validate evaluates with the "
                            f"{chosen} runtime. Received: --runtime {runtime}. Drop --runtime or --target.")
     notes = []
+    if chosen == "micro":
+        notes.append(f"target {target} runs TFLite Micro; accuracy was measured with the TFLite Micro interpreter "
+                     "(reference kernels) on this machine")
     if chosen == "host" and profile.runtime != "litert":
         notes.append(f"target {target} runs on '{profile.runtime}'; accuracy was measured with the host LiteRT "
                      "int8 kernels, which use the same TFLite quantization arithmetic")

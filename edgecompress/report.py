@@ -178,14 +178,18 @@ class Report:
                     "comparison (it needs a Keras or float .tflite reference).</p></section>")
         rows = "".join(
             f"<tr><td>{i + 1}</td><td class='l'>{_e(layer['op'])}</td><td class='l'><code>{_e(_short(layer['tensor']))}"
-            f"</code></td><td>{_e(_fmt(layer['snr_drop_db']))}</td><td>{_e(_fmt(layer['snr_db']))}</td>"
+            f"</code></td><td>{_e(_fmt(layer.get('fallback_gain_db')))}</td>"
+            f"<td>{_e(_fmt(layer['snr_drop_db']))}</td><td>{_e(_fmt(layer['snr_db']))}</td>"
             f"<td>{_e(_fmt(layer['rmse']))}</td><td>{_e(_fmt(layer['saturation'], True))}</td>"
             f"<td class='l'>{_e(layer.get('suggestion', ''))}</td></tr>"
             for i, layer in enumerate(self.layers))
-        return ("<section id='layers'><h2>Per-layer quantization error (worst first)</h2>"
-                "<p class='note'>dB lost at each operator (its SNR drop relative to its input); longer bars lose "
-                "more.</p>" + layer_chart_svg(self.layers[:CHART_LAYERS]) +
-                "<table><tr><th>#</th><th class='l'>operator</th><th class='l'>tensor</th><th>dB lost</th>"
+        return ("<section id='layers'><h2>Per-layer quantization error (ranked by expected fallback gain)</h2>"
+                "<p class='note'>Rows are ranked by the output SNR gain expected from keeping that operator in "
+                "float (its int8 weights' own share of the output noise). The chart shows dB lost at each "
+                "operator (its SNR drop relative to its input), which activation rounding dominates and a "
+                "fallback does not remove.</p>" + layer_chart_svg(self.layers[:CHART_LAYERS]) +
+                "<table><tr><th>#</th><th class='l'>operator</th><th class='l'>tensor</th>"
+                "<th>fallback gain (dB)</th><th>dB lost</th>"
                 "<th>SNR (dB)</th><th>RMSE / range</th><th>clipped</th><th class='l'>what would help</th></tr>"
                 f"{rows}</table></section>")
 
@@ -210,11 +214,13 @@ class Report:
             accuracy.add_row(str(row.get("name", "-")), *(_fmt(row.get(key), pct) for key, _, pct in columns))
         renderables: list[Any] = [accuracy]
         if self.layers:
-            layers = Table(title="per-layer quantization error, worst first")
-            for name in ("#", "operator", "tensor", "dB lost", "SNR dB", "RMSE/range", "clipped"):
+            layers = Table(title="per-layer quantization error, largest expected fallback gain first")
+            for name in ("#", "operator", "tensor", "fallback gain dB", "dB lost", "SNR dB", "RMSE/range",
+                         "clipped"):
                 layers.add_column(name, justify="left" if name in ("operator", "tensor") else "right")
             for i, layer in enumerate(self.layers[:10]):
-                layers.add_row(str(i + 1), layer["op"], _short(layer["tensor"], 40), _fmt(layer["snr_drop_db"]),
+                layers.add_row(str(i + 1), layer["op"], _short(layer["tensor"], 40),
+                               _fmt(layer.get("fallback_gain_db")), _fmt(layer["snr_drop_db"]),
                                _fmt(layer["snr_db"]), _fmt(layer["rmse"]), _fmt(layer["saturation"], True))
             renderables.append(layers)
             renderables.append(f"worst layer: {self.layers[0]['op']} {_short(self.layers[0]['tensor'])}: "

@@ -83,6 +83,33 @@ def test_fix_float_fallback_reports_before_and_after_and_writes_the_fixed_model(
     assert fixed.is_file()
 
 
+@pytest.mark.slow
+def test_microcontroller_target_runs_on_tflite_micro_and_agrees_with_host(files, digits, tmp_path):
+    data = tmp_path / "test100.npz"
+    np.savez(data, x=digits[1].first[:100], y=digits[1].y[:100])
+    model = files["dir"] / "good_int8.tflite"
+    micro = run_cli("validate", model, "--reference", files["keras"], "--data", data, "--target",
+                    "arduino-nano-33-ble", "--json")
+    host = run_cli("validate", model, "--reference", files["keras"], "--data", data, "--json")
+    assert micro.returncode == 0 and host.returncode == 0, micro.stderr[-3000:] + host.stderr[-3000:]
+    on_micro, on_host = json.loads(micro.stdout), json.loads(host.stdout)
+    assert on_micro["runtime"] == "tflite-micro" and on_host["runtime"] == "host-litert"
+    assert on_micro["target"] == "arduino-nano-33-ble"
+    assert abs(on_micro["top1"] - on_host["top1"]) <= 0.02
+    assert on_micro["agreement"] >= 0.97
+
+
+def test_unknown_target_is_a_clean_error(files):
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--data", files["test"], "--target", "pdp-11")
+    assert_clean_failure(proc, 2, "pdp-11")
+
+
+def test_target_and_a_conflicting_runtime_is_a_clean_error(files):
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--data", files["test"], "--target",
+                   "esp32-s3", "--runtime", "host")
+    assert_clean_failure(proc, 2, "--runtime host")
+
+
 def test_device_runner_not_wired_is_a_clean_error(files):
     proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--data", files["test"], "--device",
                    "ssh://pi@raspberrypi")

@@ -42,8 +42,8 @@ def models(small_cnn, digits):
 def test_every_int8_tensor_of_a_keras_export_matches_a_float_tensor(models, digits):
     report = layer_errors(models["good_int8"], models["good_float"], digits[1], max_samples=16)
     assert report.matched == report.int8_tensors == 6
-    drops = [layer.snr_drop_db for layer in report.layers]
-    assert drops == sorted(drops, reverse=True)
+    gains = [layer.fallback_gain_db for layer in report.layers]
+    assert gains == sorted(gains, reverse=True)
     assert all(layer.snr_db > 25 for layer in report.layers)
 
 
@@ -51,9 +51,37 @@ def test_every_int8_tensor_of_a_keras_export_matches_a_float_tensor(models, digi
 def test_the_layer_with_badly_quantized_weights_ranks_first(models, digits):
     report = layer_errors(models["bad_int8"], models["bad_float"], digits[1], max_samples=32)
     worst = report.layers[0]
+    assert report.ranking == "estimated"
     assert worst.op == "FULLY_CONNECTED"
-    assert worst.snr_drop_db > 20 > report.layers[1].snr_drop_db
-    assert "QAT" in worst.suggestion or "float" in worst.suggestion
+    assert worst.fallback_gain_db > 10 > report.layers[1].fallback_gain_db
+    assert worst.snr_drop_db > 20
+    assert "float" in worst.suggestion
+
+
+@pytest.mark.slow
+def test_the_first_ranked_layer_is_the_one_whose_fallback_recovers_the_most(models, digits):
+    from edgecompress.fallback import calibrate, quantize
+
+    train, test = digits
+    test = test.take(200)
+    reference = HostRunner(models["bad_float"]).predict(test.x)[0]
+    calibrated = calibrate(models["bad_float"], train.take(200))
+    baseline = evaluate(quantize(calibrated, []), test, reference=reference)
+    ranking = layer_errors(models["bad_int8"], models["bad_float"], test, max_samples=32).layers
+    weighted = [layer for layer in ranking if layer.op in ("CONV_2D", "FULLY_CONNECTED")]
+    gains = {layer.tensor: evaluate(quantize(calibrated, [layer.float_tensor]), test, reference=reference).snr_db
+             - baseline.snr_db for layer in weighted}
+    assert len(weighted) == 3
+    assert ranking[0].tensor == max(gains, key=gains.get)
+    assert gains[ranking[0].tensor] > 10 + max(g for t, g in gains.items() if t != ranking[0].tensor)
+
+
+@pytest.mark.slow
+def test_well_quantized_layers_expect_little_from_fallback(models, digits):
+    report = layer_errors(models["good_int8"], models["good_float"], digits[1], max_samples=16)
+    assert report.output_snr_db is not None and report.output_snr_db > 20
+    assert all(0.0 <= layer.fallback_gain_db < 3.0 for layer in report.layers)
+    assert all(layer.fallback_gain_db == 0.0 for layer in report.layers if layer.weights is None)
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from edgecompress.layer_error import saturation_fraction, snr_db
+from edgecompress.layer_error import GAIN_CAP_DB, estimated_gain_db, saturation_fraction, snr_db
 from edgecompress.report import Report, layer_chart_svg
 from edgecompress.validate import (
     Evaluation,
@@ -52,6 +52,16 @@ def test_top1_and_confusion_matrix_agree():
     labels = np.array([0, 1, 1])
     assert top1_accuracy(scores, labels) == pytest.approx(2 / 3)
     assert confusion_matrix(scores, labels) == [[1, 0], [1, 1]]
+
+
+def test_removing_half_the_output_noise_gains_three_db():
+    assert estimated_gain_db(4.0, 2.0) == pytest.approx(3.0103, abs=1e-3)
+
+
+def test_removing_no_noise_gains_nothing_and_removing_all_of_it_is_capped():
+    assert estimated_gain_db(4.0, 0.0) == 0.0
+    assert estimated_gain_db(0.0, 1.0) == 0.0
+    assert estimated_gain_db(4.0, 5.0) == GAIN_CAP_DB
 
 
 def test_saturation_counts_both_limits_for_a_signed_tensor():
