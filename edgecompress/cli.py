@@ -264,6 +264,9 @@ def _add_demo_parser(subparsers: Any) -> None:
     parser.add_argument("--out", default="build/demo", help="output directory (default build/demo)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--recipe", nargs="?", const="default", metavar="RECIPE",
+                        help="also compress the model with a recipe (no value: the shipped default: distill, "
+                             "prune, cluster, QAT) and report it beside the plain int8 export")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=_run_demo)
 
@@ -276,7 +279,12 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise EdgeCompressError(f"--epochs must be at least 1. Received: {epochs}.")
     console = _console()
     with console.status("training the digits CNN, exporting and evaluating..."):
-        report = demo(args.out, epochs=epochs, seed=args.seed)
+        recipe = args.recipe
+        if recipe == "default":
+            from edgecompress.compress.recipe import default_recipe_path
+
+            recipe = default_recipe_path()
+        report = demo(args.out, epochs=epochs, seed=args.seed, recipe=recipe)
     if args.json:
         _print_json(report)
         return 0
@@ -306,6 +314,12 @@ def _run_demo(args: argparse.Namespace) -> int:
         median = "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"
         latency.add_row(row["target"], row["dtype"] or "int8", row["evidence"], median)
     console.print(latency)
+    if "compressed" in report:
+        compressed = report["compressed"]
+        console.print(_stage_table(compressed["stages"]))
+        console.print(f"compressed int8: top-1 {_fmt(compressed['int8_top1'], True)}, {compressed['int8_bytes']:,} "
+                      f"bytes ({compressed['gzip_bytes']:,} gzipped, {compressed['gzip_ratio_vs_float']}x smaller "
+                      f"than the gzipped float .tflite), {compressed['total_macs']:,} MACs")
     console.print(f"wrote {', '.join(report['files'])} under {args.out}")
     return 0
 
@@ -660,3 +674,61 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 _PARSERS.append(_add_bench_parser)
+
+
+def _add_compress_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compress", help="run a compression recipe (distill, prune, cluster, QAT) on a Keras model",
+        description="Fine-tune a Keras model through the stages of a YAML recipe and save the result.")
+    parser.add_argument("model", help=".keras / .h5 model (or a SavedModel directory)")
+    parser.add_argument("--recipe", required=True, help="recipe YAML (see edgecompress/data/recipes/default.yaml)")
+    parser.add_argument("--data", required=True, metavar="TRAIN", help="labelled training data (.npz with x, y)")
+    parser.add_argument("--val", metavar="VAL", help="labelled validation data for the per-stage accuracy")
+    parser.add_argument("--out", required=True, metavar="OUT.keras", help="where to save the compressed model")
+    parser.add_argument("--unsafe-load", action="store_true", help="turn Keras safe mode off (trusted files only)")
+    parser.add_argument("--json", action="store_true", help="print the per-stage table as JSON")
+    parser.set_defaults(func=_run_compress)
+
+
+def _run_compress(args: argparse.Namespace) -> int:
+    from edgecompress.pipeline import compress
+
+    if not str(args.out).endswith(".keras"):
+        raise EdgeCompressError(f"--out must end in .keras. Received: {args.out}.")
+    if args.json:
+        result = compress(args.model, args.recipe, args.data, args.out, val=args.val, safe_mode=not args.unsafe_load)
+        _print_json(result)
+        return 0
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=_console()) as progress:
+        tasks: dict[int, Any] = {}
+
+        def on_epoch(stage: Any, epoch: int) -> None:
+            if stage.index not in tasks:
+                tasks[stage.index] = progress.add_task(stage.label, total=stage.settings["epochs"])
+            progress.update(tasks[stage.index], completed=epoch)
+
+        result = compress(args.model, args.recipe, args.data, args.out, val=args.val, safe_mode=not args.unsafe_load,
+                          on_epoch=on_epoch)
+    _console().print(_stage_table(result["stages"]))
+    _console().print(f"wrote {result['output']}")
+    return 0
+
+
+def _stage_table(rows: list[dict[str, Any]]):
+    from rich.table import Table
+
+    table = Table(title="compression stages (accuracy: Keras model on the validation data; sizes: its int8 export)")
+    for col in ("stage", "accuracy", "parameters", "non-zeros", "max unique / kernel", "int8 bytes", "gzip bytes",
+                "seconds"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for row in rows:
+        table.add_row(row["stage"], _fmt(row["accuracy"], True), f"{row['parameters']:,}", f"{row['nonzeros']:,}",
+                      str(row["max_unique_per_kernel"]), f"{row['int8_bytes']:,}", f"{row['gzip_bytes']:,}",
+                      f"{row['seconds']:.1f}")
+    return table
+
+
+_PARSERS.append(_add_compress_parser)

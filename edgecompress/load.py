@@ -112,6 +112,10 @@ def load_model(path: str | os.PathLike[str], *, safe_mode: bool = True, calibrat
 def _keras():
     import keras
 
+    # models saved mid-compression (pruned, clustered, QAT-wrapped) name our wrapper layers in their config
+    from edgecompress.compress import register_serializables
+
+    register_serializables()
     return keras
 
 

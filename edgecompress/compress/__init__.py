@@ -17,8 +17,4 @@ def register_serializables() -> None:
         >>> register_serializables()  # doctest: +SKIP
     """
     for name in ("prune", "cluster", "qat", "distill"):
-        try:
-            importlib.import_module(f"edgecompress.compress.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"edgecompress.compress.{name}":
-                raise
+        importlib.import_module(f"edgecompress.compress.{name}")

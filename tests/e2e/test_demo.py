@@ -37,3 +37,18 @@ def test_demo_writes_model_tflite_and_report_with_int8_within_one_point(tmp_path
     assert all(row["median_ms"] > 0 for row in report["latency"])
     leftovers = [p.name for p in out.iterdir() if ".tmp-" in p.name]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_demo_with_the_default_recipe_reports_a_smaller_full_int8_model(tmp_path):
+    out = tmp_path / "demo"
+    proc = run_cli("demo", "--out", out, "--recipe")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    compressed = report["compressed"]
+    assert [row["stage"] for row in compressed["stages"]] == ["input", "distill", "prune", "cluster", "qat"]
+    assert compressed["full_int8"] is True
+    assert compressed["gzip_bytes"] * 10 <= compressed["float_gzip_bytes"]
+    assert compressed["total_macs"] * 3 <= report["total_macs"]
+    assert compressed["int8_top1"] >= report["float_top1"] - 0.015
+    assert (out / "compressed_int8.tflite").is_file() and (out / "compressed.keras").is_file()

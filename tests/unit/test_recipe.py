@@ -1,0 +1,55 @@
+"""Recipe files: the shipped default is valid, and every mistake names the stage and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgecompress.compress.recipe import default_recipe_path, load_recipe
+from edgecompress.errors import RecipeError
+
+
+def test_default_recipe_has_all_four_stages_in_order():
+    assert [s.kind for s in load_recipe(default_recipe_path())] == ["distill", "prune", "cluster", "qat"]
+
+
+def test_defaults_are_filled_in():
+    (stage,) = load_recipe({"stages": [{"kind": "cluster"}]})
+    assert stage.settings["clusters"] == 16 and stage.settings["epochs"] == 3
+    assert stage.settings["optimizer"] == {"name": "adam", "learning_rate": 1e-3}
+
+
+@pytest.mark.parametrize("stage,needle", [
+    ({"kind": "prune", "sparsity": 1.5}, "stage 1 (prune): key 'sparsity'"),
+    ({"kind": "prune", "sparsty": 0.5}, "stage 1 (prune): unknown key 'sparsty'"),
+    ({"kind": "prune", "schedule": "cubic"}, "key 'schedule'"),
+    ({"kind": "prune", "m_by_n": [2]}, "key 'm_by_n'"),
+    ({"kind": "cluster", "clusters": 1}, "stage 1 (cluster): key 'clusters'"),
+    ({"kind": "cluster", "init": "random"}, "key 'init'"),
+    ({"kind": "distill", "width": 0}, "stage 1 (distill): key 'width'"),
+    ({"kind": "qat", "epochs": 0}, "stage 1 (qat): key 'epochs'"),
+    ({"kind": "qat", "epochs": "three"}, "key 'epochs' must be int"),
+    ({"kind": "qat", "optimizer": {"name": "adagrad"}}, "optimizer name"),
+    ({"kind": "qat", "optimizer": {"lr": 0.1}}, "unknown optimizer key"),
+    ({"kind": "sparsify"}, "unknown kind 'sparsify'"),
+])
+def test_bad_stage_is_named_with_its_key(stage, needle):
+    with pytest.raises(RecipeError, match=needle.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_recipe({"stages": [stage]})
+
+
+def test_stage_order_is_enforced():
+    with pytest.raises(RecipeError, match="in the order distill -> prune -> cluster -> qat"):
+        load_recipe({"stages": [{"kind": "qat"}, {"kind": "prune"}]})
+
+
+def test_unreadable_and_empty_recipes(tmp_path):
+    with pytest.raises(RecipeError, match="no such recipe"):
+        load_recipe(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stages: [unclosed")
+    with pytest.raises(RecipeError, match="not a readable YAML"):
+        load_recipe(broken)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("stages: []\n")
+    with pytest.raises(RecipeError, match="non-empty 'stages'"):
+        load_recipe(empty)
