@@ -685,6 +685,9 @@ def _add_compress_parser(subparsers: Any) -> None:
     parser.add_argument("--data", required=True, metavar="TRAIN", help="labelled training data (.npz with x, y)")
     parser.add_argument("--val", metavar="VAL", help="labelled validation data for the per-stage accuracy")
     parser.add_argument("--out", required=True, metavar="OUT.keras", help="where to save the compressed model")
+    parser.add_argument("--engine", choices=("keras", "tfmot"), default="keras",
+                        help="keras: ours, on Keras 3 (default); tfmot: tfmot on a legacy tf_keras .h5 model, in a "
+                             "subprocess (prune, cluster, qat; with qat --out must be a .tflite)")
     parser.add_argument("--unsafe-load", action="store_true", help="turn Keras safe mode off (trusted files only)")
     parser.add_argument("--json", action="store_true", help="print the per-stage table as JSON")
     parser.set_defaults(func=_run_compress)
@@ -693,11 +696,17 @@ def _add_compress_parser(subparsers: Any) -> None:
 def _run_compress(args: argparse.Namespace) -> int:
     from edgecompress.pipeline import compress
 
-    if not str(args.out).endswith(".keras"):
+    if args.engine == "keras" and not str(args.out).endswith(".keras"):
         raise EdgeCompressError(f"--out must end in .keras. Received: {args.out}.")
-    if args.json:
-        result = compress(args.model, args.recipe, args.data, args.out, val=args.val, safe_mode=not args.unsafe_load)
-        _print_json(result)
+    if args.json or args.engine == "tfmot":
+        result = compress(args.model, args.recipe, args.data, args.out, val=args.val, safe_mode=not args.unsafe_load,
+                          engine=args.engine)
+        if args.json:
+            _print_json(result)
+        else:
+            for row in result["stages"]:
+                _console().print(f"{row['stage']}: accuracy {_fmt(row['accuracy'], True)}")
+            _console().print(f"wrote {result['output']} (engine tfmot)")
         return 0
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

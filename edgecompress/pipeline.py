@@ -221,7 +221,7 @@ def _to_model_layout(dataset: Any, loaded: Any) -> Any:
 
 
 def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, *, val: Any = None,
-             safe_mode: bool = True, on_epoch: Any = None) -> dict[str, Any]:
+             safe_mode: bool = True, on_epoch: Any = None, engine: str = "keras") -> dict[str, Any]:
     """Run a compression recipe on a model file and save the result atomically as ``.keras``.
 
     Args:
@@ -232,6 +232,8 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
         val: labelled validation data for per-stage accuracy (default: the training data).
         safe_mode: Keras safe mode for loading.
         on_epoch: progress callback ``(stage, epoch)``.
+        engine: "keras" (ours, Keras 3) or "tfmot" (tfmot on a legacy ``tf_keras`` ``.h5``, in a subprocess;
+            prune, cluster and qat stages; with qat the output is a full-int8 ``.tflite``, else an ``.h5``).
 
     Returns:
         ``{"output", "recipe", "stages": [StageResult.to_dict(), ...]}``.
@@ -239,10 +241,17 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
     Example:
         >>> compress("model.keras", "recipe.yaml", "train.npz", "small.keras")  # doctest: +SKIP
     """
+    from edgecompress.calibration import load_data
     from edgecompress.compress.recipe import load_recipe, run_recipe
     from edgecompress.load import load_model
 
     stages = load_recipe(recipe)
+    if engine == "tfmot":
+        from edgecompress.compress.tfmot_engine import run_tfmot
+
+        return run_tfmot(Path(model), stages, load_data(data, purpose="evaluation"),
+                         None if val is None else load_data(val, purpose="evaluation"), Path(out),
+                         safe_mode=safe_mode, recipe=str(recipe))
     loaded = load_model(model, safe_mode=safe_mode)
     train = _model_data(data, loaded, None, "calibration")
     validation = _model_data(val, loaded, None, "evaluation") if val is not None else None

@@ -105,9 +105,10 @@ LEGACY_H5_SCRIPT = textwrap.dedent("""
     import tf_keras as k
     data = np.load(sys.argv[2])
     k.utils.set_random_seed(0)
+    bn = [k.layers.BatchNormalization()] if sys.argv[3] == "bn" else []
     m = k.Sequential([k.layers.Input((8, 8, 1), name="input"),
                       k.layers.Conv2D(8, 3, padding="same", activation="relu"),
-                      k.layers.BatchNormalization(),
+                      *bn,
                       k.layers.MaxPooling2D(2),
                       k.layers.Flatten(),
                       k.layers.Dense(10, activation="softmax")])
@@ -117,10 +118,11 @@ LEGACY_H5_SCRIPT = textwrap.dedent("""
 """)
 
 
-def write_legacy_h5(path: Path, train: Dataset) -> Path:
+def write_legacy_h5(path: Path, train: Dataset, *, batch_norm: bool = True) -> Path:
     """Train and save a model with legacy Keras 2 (tf_keras) in a subprocess, as a Keras 2 user would."""
     data = path.with_suffix(".train.npz")
     np.savez(data, x=train.first, y=train.y)
-    subprocess.run([sys.executable, "-c", LEGACY_H5_SCRIPT, str(path), str(data)], check=True,
+    subprocess.run([sys.executable, "-c", LEGACY_H5_SCRIPT, str(path), str(data), "bn" if batch_norm else "plain"],
+                   check=True,
                    capture_output=True, timeout=300)
     return path
