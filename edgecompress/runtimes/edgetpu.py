@@ -17,12 +17,11 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgecompress.errors import ToolchainError
+from edgecompress.runtimes.tool import run_tool
 
 MAPPED = "Mapped to Edge TPU"
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
@@ -162,16 +161,8 @@ def run_edgetpu_compiler(model: bytes | str | os.PathLike[str], *, timeout: floa
         src.write_bytes(data)
         out_dir = Path(tmp) / "out"
         out_dir.mkdir()
-        try:
-            proc = subprocess.run([exe, "-s", "-o", str(out_dir), str(src)], capture_output=True, text=True,
-                                  timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise ToolchainError(f"edgetpu_compiler: expected to finish within {timeout:.0f} s. Received: no "
-                                 "result. Try a smaller model.") from exc
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise ToolchainError(f"edgetpu_compiler: expected exit code 0. Received: {proc.returncode} "
-                                 f"({' | '.join(tail)}). Check that the model is fully int8.")
+        proc = run_tool("edgetpu_compiler", [exe, "-s", "-o", str(out_dir), str(src)], timeout=timeout,
+                          on_timeout="Try a smaller model.", on_failure="Check that the model is fully int8.")
         result = parse_compiler_log(proc.stdout)
         compiled = out_dir / "model_edgetpu.tflite"
         result.compiled_tflite = compiled.read_bytes() if compiled.exists() else None

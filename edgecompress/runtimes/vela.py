@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import ToolchainError
+from edgecompress.runtimes.tool import run_tool
 
 DEFAULT_ACCELERATOR = "ethos-u55-256"
 DEFAULT_SYSTEM_CONFIG = "Ethos_U55_High_End_Embedded"
@@ -113,15 +114,8 @@ def run_vela(model: bytes | str | os.PathLike[str], *, accelerator_config: str =
         config = Path(_vela_config_dir()) / "Arm" / "vela.ini"
         cmd = [exe, str(src), "--output-dir", str(out_dir), "--accelerator-config", accelerator_config,
                "--config", str(config), "--system-config", system_config, "--memory-mode", memory_mode]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise ToolchainError(f"vela: expected to finish within {timeout:.0f} s. Received: no result. "
-                                 "Try a smaller model or a longer timeout.") from exc
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise ToolchainError(f"vela: expected exit code 0. Received: {proc.returncode} ({' | '.join(tail)}). "
-                                 "Check that the model is a valid int8 TFLite file.")
+        proc = run_tool("vela", cmd, timeout=timeout, on_timeout="Try a smaller model or a longer timeout.",
+                          on_failure="Check that the model is a valid int8 TFLite file.")
         optimised = out_dir / "model_vela.tflite"
         if not optimised.exists():
             raise ToolchainError("vela: expected model_vela.tflite in its output directory. Received: none. "
