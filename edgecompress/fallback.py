@@ -60,13 +60,30 @@ def calibrate(float_tflite: bytes, calibration: Any, *, max_samples: int = 500) 
                               "Check that the calibration samples match the model input.") from exc
 
 
-def quantize(calibrated: bytes, float_nodes: Sequence[str] = (), *, io_dtype: str = "int8") -> bytes:
+def weights_per_channel(tflite: bytes) -> bool:
+    """False when every Conv/Dense weight tensor of ``tflite`` has one scale (per-tensor), True otherwise.
+
+    A re-export should keep what the shipped model had: per-tensor weights are usually there because a target
+    needs them (e.g. NNAPI before API level 29 rejects per-channel CONV_2D filters).
+    """
+    from edgecompress.tflite import read_model
+
+    info = read_model(tflite)
+    counts = [len(info.tensors[op.inputs[1]].scale) for op in info.operators
+              if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+              and len(op.inputs) > 1 and op.inputs[1] >= 0 and info.tensors[op.inputs[1]].dtype == "int8"]
+    return not counts or any(count > 1 for count in counts)
+
+
+def quantize(calibrated: bytes, float_nodes: Sequence[str] = (), *, io_dtype: str = "int8",
+             per_channel: bool = True) -> bytes:
     """Quantize a calibrated model to int8, keeping the operators that produce ``float_nodes`` in float.
 
     Args:
         calibrated: the output of ``calibrate``.
         float_nodes: names of tensors whose producing operators stay float32.
         io_dtype: dtype of the model's input and output tensors.
+        per_channel: per-channel weights (the converter's default); False for one scale per weight tensor.
 
     Returns:
         The flatbuffer bytes.
@@ -84,7 +101,7 @@ def quantize(calibrated: bytes, float_nodes: Sequence[str] = (), *, io_dtype: st
         with captured_output():
             return bytes(tflite_convert.mlir_quantize(
                 calibrated, fully_quantize=True, input_data_type=dtype, output_data_type=dtype,
-                denylisted_nodes=list(float_nodes) or None))
+                disable_per_channel=not per_channel, denylisted_nodes=list(float_nodes) or None))
     except Exception as exc:
         raise ConversionError(f"re-quantizing with {len(float_nodes)} float operator(s) failed "
                               f"({str(exc).splitlines()[0][:300]}).") from exc
