@@ -51,7 +51,6 @@ GAIN_CAP_DB = 40.0
 # Below this expected output-SNR gain, keeping an operator float is not worth recommending.
 FALLBACK_WORTH_DB = 1.0
 RANKING_ESTIMATED = "estimated"
-RANKING_MEASURED = "measured"
 SKIP_OPS = ("DELEGATE", "QUANTIZE", "DEQUANTIZE")
 # Fixed-range outputs: a softmax at 127 is a confident 0.996, not a clipped activation.
 FIXED_RANGE_OPS = ("SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX")
@@ -107,8 +106,11 @@ class LayerReport:
         samples: how many samples were traced.
         stuck_outputs: model outputs that barely move across samples (int8 output stuck near one value).
         ranking: how ``fallback_gain_db`` was obtained: "estimated" (each operator's int8 weights alone in the
-            float model) or "measured" (re-quantized with the operator float, see ``fallback.measure_recovery``).
+            float model).
         output_snr_db: SNR of the int8 model's first output against the float model's on the traced samples.
+        weights_only_snr_db: the same SNR for the float model carrying every operator's int8 weights (and only
+            those): how much of the error the weights cause; the rest is activation rounding.
+        diagnosis: one sentence from ``diagnose``: whether the error is concentrated or spread out.
     """
 
     layers: list[LayerError]
@@ -119,11 +121,14 @@ class LayerReport:
     stuck_outputs: list[str] = dataclasses.field(default_factory=list)
     ranking: str = RANKING_ESTIMATED
     output_snr_db: float | None = None
+    weights_only_snr_db: float | None = None
+    diagnosis: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"layers": [layer.to_dict() for layer in self.layers], "int8_tensors": self.int8_tensors,
                 "matched": self.matched, "matched_by_name": self.matched_by_name, "samples": self.samples,
-                "stuck_outputs": self.stuck_outputs, "ranking": self.ranking, "output_snr_db": self.output_snr_db}
+                "stuck_outputs": self.stuck_outputs, "ranking": self.ranking, "output_snr_db": self.output_snr_db,
+                "weights_only_snr_db": self.weights_only_snr_db, "diagnosis": self.diagnosis}
 
 
 def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -317,17 +322,10 @@ def _first_output(model: bytes, samples: list[np.ndarray]) -> np.ndarray:
     return np.stack(outputs).astype(np.float64)
 
 
-def _own_weight_noise(quant: _Trace, flt: _Trace, pairs: Mapping[int, int], float_model: bytes,
-                      samples: list[np.ndarray]) -> dict[int, float]:
-    """int8 output tensor -> output noise power of the float model with only that operator's int8 weights.
-
-    Keeping one operator float re-quantizes its output to the same int8 scale, so the fallback removes exactly
-    this: the rounding of its weights and bias. Each weighted operator's int8 constants (dequantized) replace the
-    float ones in the float model, and the noise that alone causes at the model output is measured.
-    """
-    reference = flt.real(flt.outputs[0]).astype(np.float64)
+def _weight_swaps(quant: _Trace, flt: _Trace, pairs: Mapping[int, int]) -> dict[int, dict[int, np.ndarray]]:
+    """int8 output tensor -> {float constant tensor index: the int8 constant it becomes, dequantized}."""
     producers = {o: op for op in flt.ops for o in op["outputs"] if o >= 0}
-    noise: dict[int, float] = {}
+    found: dict[int, dict[int, np.ndarray]] = {}
     for op in quant.ops:
         positions = _CONSTANT_OPERANDS.get(op["op_name"])
         out = op["outputs"][0] if op["outputs"] else -1
@@ -346,12 +344,36 @@ def _own_weight_noise(quant: _Trace, flt: _Trace, pairs: Mapping[int, int], floa
             values = quant.dequantized_constant(q_index)
             if values is not None and values.shape == flt.shape(f_index):
                 swaps[f_index] = values
-        if f_op["inputs"][positions[0]] not in swaps:
-            continue
+        if f_op["inputs"][positions[0]] in swaps:
+            found[out] = swaps
+    return found
+
+
+def _own_weight_noise(quant: _Trace, flt: _Trace, pairs: Mapping[int, int], float_model: bytes,
+                      samples: list[np.ndarray]) -> tuple[dict[int, float], float | None]:
+    """Output noise power of the float model carrying int8 weights: per weighted operator, and all at once.
+
+    Keeping one operator float re-quantizes its output to the same int8 scale, so the fallback removes exactly
+    this: the rounding of its weights and bias. Each weighted operator's int8 constants (dequantized) replace the
+    float ones in the float model, and the noise that alone causes at the model output is measured. With every
+    operator's int8 constants at once, the result is the share of the whole int8 error that weights cause (the
+    rest is activation rounding, which no float fallback of a few operators removes).
+
+    Returns:
+        ``({int8 output tensor: noise power}, noise power with all int8 weights or None)``.
+    """
+    reference = flt.real(flt.outputs[0]).astype(np.float64)
+    by_op = _weight_swaps(quant, flt, pairs)
+
+    def noise(swaps: Mapping[int, np.ndarray]) -> float | None:
         patched = _patched(float_model, swaps)
-        if patched is not None:
-            noise[out] = float(np.sum((_first_output(patched, samples).reshape(reference.shape) - reference) ** 2))
-    return noise
+        if patched is None:
+            return None
+        return float(np.sum((_first_output(patched, samples).reshape(reference.shape) - reference) ** 2))
+
+    own = {out: value for out, swaps in by_op.items() if (value := noise(swaps)) is not None}
+    everything = {index: values for swaps in by_op.values() for index, values in swaps.items()}
+    return own, (noise(everything) if everything else None)
 
 
 def estimated_gain_db(total_noise: float, removed_noise: float) -> float:
@@ -440,7 +462,7 @@ def layer_errors(int8_model: bytes | str | os.PathLike[str], float_model: bytes 
                 saturation=round(saturation, 6), weights=weights))
     f_out, q_out = flt.real(flt.outputs[0]).astype(np.float64), quant.real(quant.outputs[0]).astype(np.float64)
     total_noise = float(np.sum((q_out.reshape(f_out.shape) - f_out) ** 2))
-    own = _own_weight_noise(quant, flt, pairs, f_bytes, samples)
+    own, all_weights_noise = _own_weight_noise(quant, flt, pairs, f_bytes, samples)
     by_tensor = {quant.name(o): o for o in own}
     for layer in layers:
         removed = own.get(by_tensor.get(layer.tensor, -1), 0.0)
@@ -448,8 +470,41 @@ def layer_errors(int8_model: bytes | str | os.PathLike[str], float_model: bytes 
         layer.suggestion = _suggest(layer)
     rank(layers)
     stuck = [quant.name(o) for o in quant.outputs if quant.is_int8(o) and _barely_moves(quant.raw(o))]
-    return LayerReport(layers, int8_outputs, sum(1 for layer in layers), by_name, len(samples), stuck,
-                       RANKING_ESTIMATED, round(snr_db(f_out, q_out.reshape(f_out.shape)), 3))
+    output_snr = round(snr_db(f_out, q_out.reshape(f_out.shape)), 3)
+    weights_snr = None
+    if all_weights_noise is not None:
+        signal = float(np.sum(f_out**2))
+        weights_snr = round(min(SNR_CAP_DB, 10.0 * np.log10(signal / all_weights_noise)), 3) if (
+            all_weights_noise > 0 and signal > 0) else SNR_CAP_DB
+    report = LayerReport(layers, int8_outputs, sum(1 for layer in layers), by_name, len(samples), stuck,
+                         RANKING_ESTIMATED, output_snr, weights_snr)
+    report.diagnosis = diagnose(report)
+    return report
+
+
+def diagnose(report: LayerReport) -> str | None:
+    """One sentence on where the int8 error sits: in a few operators' weights (fallback helps) or spread out.
+
+    Example:
+        >>> diagnose(LayerReport([], 0, 0, 0, 0)) is None
+        True
+    """
+    if not report.layers or report.output_snr_db is None:
+        return None
+    best = max(report.layers, key=lambda layer: layer.fallback_gain_db)
+    if best.fallback_gain_db >= FALLBACK_WORTH_DB:
+        worth = sum(1 for layer in report.layers if layer.fallback_gain_db >= FALLBACK_WORTH_DB)
+        return (f"concentrated: {worth} operator(s) lose {FALLBACK_WORTH_DB:.0f} dB or more of output SNR to their "
+                f"int8 weights (worst: {best.op} {best.tensor.split(';')[0]}, {best.fallback_gain_db:.1f} dB); "
+                "keeping them float (--fix float-fallback) or QAT for those blocks should recover most of it")
+    weights = ("" if report.weights_only_snr_db is None else
+               f"the int8 weights alone leave {report.weights_only_snr_db:.1f} dB of output SNR against "
+               f"{report.output_snr_db:.1f} dB for the whole int8 model, so most of the error is activation "
+               f"rounding; ")
+    return (f"spread: no operator's int8 weights cost {FALLBACK_WORTH_DB:.0f} dB of output SNR (largest "
+            f"{best.fallback_gain_db:.2f} dB); {weights}it accumulates over {report.matched} int8 tensors. Keeping a "
+            "few layers float will recover little; quantization-aware training (a qat stage in edgecompress "
+            "compress) can")
 
 
 def rank(layers: list[LayerError]) -> None:

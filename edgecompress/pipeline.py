@@ -525,6 +525,8 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         from edgecompress.layer_error import layer_errors
 
         layers = layer_errors(tflite, ref.float_tflite, dataset, max_samples=layer_samples)
+        if layers.diagnosis:
+            notes.append(f"where the int8 error is: {layers.diagnosis}")
     if ref is not None:
         notes.extend(ref.notes)
     fix_result = None
@@ -532,15 +534,23 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         if layers is None or not layers.layers:
             raise CalibrationError("--fix float-fallback needs the per-layer ranking, which needs a Keras or float "
                                    ".tflite reference. Received: a reference without a float .tflite counterpart.")
-        from edgecompress.fallback import calibrate, quantize
+        from edgecompress.fallback import calibrate, quantize, weights_per_channel
+        from edgecompress.layer_error import FALLBACK_WORTH_DB
 
         calib = load_data(calibration, purpose="calibration")
         calibrated = calibrate(ref.float_tflite, calib)
         io_dtype = model_summary(tflite)["inputs"][0]["dtype"]
         io_dtype = io_dtype if io_dtype in ("int8", "uint8") else "float32"
         worst = layers.layers[:fix_layers]
-        baseline = quantize(calibrated, [], io_dtype=io_dtype)
-        fixed = quantize(calibrated, [layer.float_tensor for layer in worst], io_dtype=io_dtype)
+        per_channel = weights_per_channel(tflite)
+        if not per_channel:
+            notes.append("the model has per-tensor weights; the float-fallback re-export keeps them per-tensor")
+        if max(layer.fallback_gain_db for layer in worst) < FALLBACK_WORTH_DB:
+            notes.append(f"--fix float-fallback: the {len(worst)} layer(s) kept float were expected to gain under "
+                         f"{FALLBACK_WORTH_DB:.0f} dB of output SNR each; see the before/after numbers")
+        baseline = quantize(calibrated, [], io_dtype=io_dtype, per_channel=per_channel)
+        fixed = quantize(calibrated, [layer.float_tensor for layer in worst], io_dtype=io_dtype,
+                         per_channel=per_channel)
         fix_result = FixResult(
             "float-fallback", [layer.tensor for layer in worst], [layer.op for layer in worst], evaluation,
             evaluate(baseline, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size),

@@ -85,6 +85,31 @@ def test_well_quantized_layers_expect_little_from_fallback(models, digits):
 
 
 @pytest.mark.slow
+def test_the_diagnosis_says_whether_the_error_is_in_a_few_weights_or_spread_out(models, digits):
+    bad = layer_errors(models["bad_int8"], models["bad_float"], digits[1], max_samples=32)
+    good = layer_errors(models["good_int8"], models["good_float"], digits[1], max_samples=32)
+    assert bad.diagnosis.startswith("concentrated: 1 operator(s)") and "FULLY_CONNECTED" in bad.diagnosis
+    assert good.diagnosis.startswith("spread:") and "quantization-aware training" in good.diagnosis
+    # the broken Dense weights are the whole error; the good model's weights cost less than its int8 model does
+    assert bad.weights_only_snr_db < bad.output_snr_db + 3.0
+    assert good.weights_only_snr_db > good.output_snr_db
+    assert good.to_dict()["weights_only_snr_db"] == good.weights_only_snr_db
+
+
+@pytest.mark.slow
+def test_a_per_tensor_model_is_re_exported_per_tensor(models, digits):
+    from edgecompress.fallback import calibrate, quantize, weights_per_channel
+    from edgecompress.tflite import read_model
+
+    calibrated = calibrate(models["good_float"], digits[0].take(100))
+    per_tensor = quantize(calibrated, [], per_channel=False)
+    assert weights_per_channel(models["good_int8"]) and not weights_per_channel(per_tensor)
+    info = read_model(per_tensor)
+    conv_scales = [len(info.tensors[op.inputs[1]].scale) for op in info.operators if op.op == "CONV_2D"]
+    assert conv_scales and set(conv_scales) == {1}
+
+
+@pytest.mark.slow
 def test_float_fallback_of_the_worst_layer_recovers_agreement(models, digits):
     train, test = digits
     reference = HostRunner(models["bad_float"]).predict(test.x)[0]
