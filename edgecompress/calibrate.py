@@ -47,6 +47,8 @@ STABLE_FRACTION = 0.9
 AUTO_HOLDOUT_FRACTION = 0.25
 AUTO_MIN_SAMPLES = 40
 HEAVY_CLIP_FRACTION = 0.5
+# Agreement lost by min/max ranges above which ``auto`` says whether range choice can win it back.
+LOSS_WORTH_FIXING = 0.01
 BATCH = 32
 
 _FUSED_PRODUCERS = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense",
@@ -1072,4 +1074,23 @@ def _auto(fn: Any, names: list[str], arrays: dict[str, np.ndarray], percentile: 
                                                                - scores[runner_up]["agreement"]), 4),
             "cosine_gain_vs_minmax": round(scores[winner]["cosine"] - scores["minmax"]["cosine"], 6)}
     result, ranges, check = candidates[winner]
+    note = _ranges_not_the_cause(scores, winner, len(stats.points))
+    if note:
+        result.warnings.append(note)
     return result, _report(winner, AUTO, percentile, stats, ranges, check, bias_summary, auto, result)
+
+
+def _ranges_not_the_cause(scores: dict[str, dict[str, float]], winner: str, points: int) -> str | None:
+    """A warning when min/max loses over ``LOSS_WORTH_FIXING`` agreement and no range choice wins back half.
+
+    Then the error is not in the ranges (an outlier stretching one of them) but rounding noise accumulating
+    over every int8 tensor, which only training with fake-quant (QAT) or wider types remove.
+    """
+    loss = 1.0 - scores["minmax"]["agreement"]
+    gained = scores[winner]["agreement"] - scores["minmax"]["agreement"]
+    if loss <= LOSS_WORTH_FIXING or gained >= 0.5 * loss:
+        return None
+    return (f"calibration: min/max ranges lose {100 * loss:.1f}% top-1 agreement on the held-out calibration "
+            f"samples and the best range choice ({winner}) wins back {100 * max(gained, 0.0):.1f} points: the error "
+            f"is not in the ranges but rounding accumulating over {points} int8 tensors. Quantization-aware "
+            "training (a qat stage in edgecompress compress) is what recovers it.")

@@ -156,3 +156,18 @@ def test_a_range_clipped_far_inside_the_bulk_of_the_values_is_flagged():
     stats = _stats_from(np.abs(RNG.normal(size=(100, 1000))))
     assert heavily_clipped(stats, {"t": (0.0, 0.5)}) == ["t"]
     assert heavily_clipped(stats, stats.ranges("mse")) == []
+
+
+def test_auto_warns_that_ranges_are_not_the_cause_when_no_method_wins_back_half_the_loss():
+    from edgecompress.calibrate import _ranges_not_the_cause
+
+    scores = {"minmax": {"agreement": 0.96}, "percentile": {"agreement": 0.97}, "mse": {"agreement": 0.95}}
+    note = _ranges_not_the_cause(scores, "percentile", 64)
+    assert note is not None and "4.0% top-1 agreement" in note and "1.0 points" in note and "64 int8" in note
+
+
+def test_auto_stays_quiet_when_a_method_wins_back_half_or_the_loss_is_small():
+    from edgecompress.calibrate import _ranges_not_the_cause
+
+    assert _ranges_not_the_cause({"minmax": {"agreement": 0.96}, "mse": {"agreement": 0.98}}, "mse", 10) is None
+    assert _ranges_not_the_cause({"minmax": {"agreement": 0.995}, "mse": {"agreement": 0.995}}, "mse", 10) is None
