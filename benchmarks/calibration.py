@@ -154,6 +154,46 @@ def run_model(name, model, calib, test):
     return rows
 
 
+def _snr(reference, test):
+    reference, test = np.asarray(reference, np.float64), np.asarray(test, np.float64).reshape(np.shape(reference))
+    return float(10 * np.log10(np.sum(reference**2) / max(np.sum((test - reference) ** 2), 1e-30)))
+
+
+def noise_budget(name, model, calib, test):
+    """Split the bare converter's output error into its parts, each measured alone.
+
+    weights only: the float .tflite carrying the int8 model's (dequantized) weights (``layer_errors``);
+    activations only: the Keras model with every quantization point fake-quantized to its range, float weights;
+    per tensor: each quantization point's own int8 rounding of its float values on the test split.
+    """
+    from edgecompress.calibrate import collect_activations, fake_quantized_model
+    from edgecompress.convert import convert, convert_float
+    from edgecompress.layer_error import layer_errors
+
+    reference = model.predict(test.first, verbose=0)
+    report = layer_errors(convert(model, calib).tflite, convert_float(model), test, max_samples=len(test.first))
+    stats = collect_activations(model, calib)
+    act = {}
+    for method in ("minmax", "percentile"):
+        fq = fake_quantized_model(model, stats.ranges(method))
+        act[method] = _snr(reference, fq.predict(test.first, verbose=0))
+    observed = collect_activations(model, test, points=stats.points)
+    per_tensor = []
+    for point in stats.points:
+        lo, hi = stats.ranges("minmax").get(point.name, (0.0, 0.0))
+        hist = observed.histograms[point.name]
+        if hi <= lo or hist.total == 0:
+            continue
+        centers, counts = hist.centers, hist.counts
+        inside = max(float(np.sum(counts[(centers >= lo) & (centers <= hi)])) - hist.zeros, 0.0)
+        # clipped values lose their distance to the range; the rest round uniformly; exact zeros stay exact
+        error = np.sum(counts * (np.clip(centers, lo, hi) - centers) ** 2) + inside * ((hi - lo) / 255.0) ** 2 / 12
+        per_tensor.append(10 * np.log10(np.sum(counts * centers**2) / max(error, 1e-30)))
+    return {"model": name, "points": len(stats.points), "weights": report.weights_only_snr_db,
+            "act_minmax": act["minmax"], "act_percentile": act["percentile"], "whole": report.output_snr_db,
+            "tensor_median": float(np.median(per_tensor)), "tensor_min": float(np.min(per_tensor))}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer training epochs (a smoke run)")
@@ -168,7 +208,7 @@ def main(argv=None) -> int:
         "outlier_relu_dense": (outlier_relu_dense, 20, lambda d: d),
     }
     started = time.perf_counter()
-    table = []
+    table, budgets = [], []
     for name in args.models.split(","):
         build, epochs, view = builders[name]
         model = build(view(train), max(1, int(epochs * scale)))
@@ -176,8 +216,19 @@ def main(argv=None) -> int:
         if name == "outlier_relu_dense":
             model_calib = _with_hot_pixel(model_calib, dataset_cls)
         table.extend(run_model(name, model, model_calib, view(test)))
+        budgets.append(noise_budget(name, model, model_calib, view(test)))
     print(render(table))
     verdicts(table)
+    print()
+    print("Where the bare converter's error comes from (output SNR against the float model on the test split, dB):")
+    print()
+    print("| model | calibrated int8 tensors | weights only | activations only, min/max | activations only, percentile "
+          "| whole int8 model (bare) | per-tensor SNR, median (min) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in budgets:
+        print(f"| {row['model']} | {row['points']} | {row['weights']:.1f} | {row['act_minmax']:.1f} | "
+              f"{row['act_percentile']:.1f} | {row['whole']:.1f} | {row['tensor_median']:.1f} "
+              f"({row['tensor_min']:.1f}) |")
     print(f"\ntotal {time.perf_counter() - started:.0f}s; command: PYTHONPATH=. python benchmarks/calibration.py"
           + (" --quick" if args.quick else "") + ("" if args.models == parser.get_default("models")
                                                    else f" --models {args.models}"))
