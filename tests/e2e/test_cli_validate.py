@@ -39,6 +39,9 @@ def test_json_output_has_the_fields_scripts_rely_on(files):
     assert payload["runtime"] == "host-litert"
     assert 0.9 <= payload["top1"] <= 1.0 and payload["agreement"] >= 0.95
     assert payload["layers"] and {"tensor", "op", "rmse", "snr_db"} <= set(payload["layers"][0])
+    diagnosis = payload["layer_matching"]["diagnosis"]
+    assert diagnosis.startswith("spread:") and any(diagnosis in note for note in payload["notes"])
+    assert payload["layer_matching"]["weights_only_snr_db"] > payload["layer_matching"]["output_snr_db"]
 
 
 @pytest.mark.slow
@@ -81,6 +84,7 @@ def test_fix_float_fallback_reports_before_and_after_and_writes_the_fixed_model(
     assert fix["after"]["agreement"] >= fix["before"]["agreement"]
     assert fix["after"]["agreement"] >= 0.98
     assert fixed.is_file()
+    assert json.loads(proc.stdout)["layer_matching"]["diagnosis"].startswith("concentrated: 1 operator(s)")
 
 
 @pytest.mark.slow
