@@ -531,8 +531,8 @@ ACCURACY_GATE_EXIT = 5
 def _add_validate_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate", help="accuracy of an int8 .tflite against its float model, per layer, with an accuracy gate",
-        description="Run evaluation data through the int8 model (host LiteRT, or TFLite Micro for "
-                    "microcontroller targets) and through the float reference; report top-1/top-5, agreement, "
+        description="Run evaluation data through the int8 model (host LiteRT, TFLite Micro for "
+                    "microcontroller targets, or a Linux device over ssh) and through the float reference; report top-1/top-5, agreement, "
                     "cosine, SNR, max abs error, the per-layer quantization error worst first, and optionally "
                     f"re-export with the worst layers in float. Exit {ACCURACY_GATE_EXIT} when --max-drop is "
                     "exceeded.")
@@ -543,7 +543,9 @@ def _add_validate_parser(subparsers: Any) -> None:
                         help="evaluation data (.npz with x[, y], image folder, module:function), NHWC")
     parser.add_argument("--target", metavar="NAME", help="target profile: microcontroller targets run on TFLite Micro")
     parser.add_argument("--runtime", choices=("host", "micro"), help="evaluate on host LiteRT or TFLite Micro")
-    parser.add_argument("--device", metavar="URI", help="ssh://host or adb://serial (not wired in this build)")
+    parser.add_argument("--device", metavar="URI",
+                        help="ssh://user@host[:port]: run the int8 model on that Linux device (its own interpreter)")
+    _add_ssh_options(parser)
     parser.add_argument("--arena-size", type=int, metavar="BYTES", help="TFLite Micro arena for evaluation")
     parser.add_argument("--max-drop", type=float, metavar="POINTS",
                         help=f"exit {ACCURACY_GATE_EXIT} when top-1 drops by more than POINTS "
@@ -574,7 +576,10 @@ def _run_validate(args: argparse.Namespace) -> int:
     result = validate_model(args.model, args.data, args.reference, target=args.target, runtime=args.runtime,
                             device=args.device, arena_size=args.arena_size, fix=args.fix,
                             fix_layers=args.fix_layers, calibration=args.calibration, fix_out=args.out,
-                            layer_samples=args.layer_samples, safe_mode=not args.unsafe_load, html=args.html)
+                            layer_samples=args.layer_samples, safe_mode=not args.unsafe_load, html=args.html,
+                            ssh_options={"identity": args.identity, "known_hosts": args.known_hosts,
+                                         "remote_python": args.remote_python,
+                                         "accept_new_host_key": args.accept_new_host_key, "timeout": args.timeout})
     drop = gated_drop(result.evaluation)
     failed = args.max_drop is not None and drop is not None and drop > args.max_drop
     payload = result.to_dict()
@@ -607,6 +612,17 @@ _PARSERS.append(_add_validate_parser)
 
 # ------------------------------------------------------------------------------------------- bench
 
+def _add_ssh_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a device reached over ssh (bench and validate)."""
+    parser.add_argument("--identity", metavar="KEY", help="ssh: private key file")
+    parser.add_argument("--known-hosts", metavar="FILE", help="ssh: known_hosts file holding the device's host key")
+    parser.add_argument("--remote-python", default="python3", metavar="PATH",
+                        help="ssh: the device's Python (default python3)")
+    parser.add_argument("--accept-new-host-key", action="store_true",
+                        help="ssh: trust and record a host key seen for the first time (a changed key is refused)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds a device run may take (default 300)")
+
+
 def _add_bench_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench", help="how fast will this .tflite be on a target? (measured or estimated, always labelled)",
@@ -624,16 +640,10 @@ def _add_bench_parser(subparsers: Any) -> None:
                         help="the float32 .tflite of the same network, measured beside MODEL in the same run")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="profile parameter, e.g. --param accelerator_config=ethos-u55-128 (repeatable)")
-    parser.add_argument("--identity", metavar="KEY", help="ssh: private key file")
-    parser.add_argument("--known-hosts", metavar="FILE", help="ssh: known_hosts file holding the device's host key")
-    parser.add_argument("--remote-python", default="python3", metavar="PATH",
-                        help="ssh: the device's Python (default python3)")
-    parser.add_argument("--accept-new-host-key", action="store_true",
-                        help="ssh: trust and record a host key seen for the first time (a changed key is refused)")
+    _add_ssh_options(parser)
     parser.add_argument("--benchmark-binary", metavar="PATH",
                         help="adb: the Android benchmark_model executable for the device's ABI")
     parser.add_argument("--op-profiling", action="store_true", help="adb: per-operator timings from benchmark_model")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds a device run may take (default 300)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.set_defaults(func=_run_bench)
 

@@ -464,10 +464,32 @@ def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, l
     return chosen, notes
 
 
+def _device_runner(device: str | None, runtime: str | None, ssh_options: dict[str, Any] | None) -> Any:
+    """A factory ``tflite -> runner`` for ``--device``, or None to run on this machine."""
+    from edgecompress.errors import RemoteError
+
+    if device is None:
+        return None
+    if runtime is not None:
+        raise RemoteError(f"--device {device} runs the model with the device's interpreter. Received: --runtime "
+                          f"{runtime} as well. Drop one of them.")
+    if device.startswith("adb://"):
+        raise RemoteError(f"--device {device}: accuracy over adb needs the model's outputs back from the phone, and "
+                          "the Android benchmark_model binary only times the model. Validate on this machine (the "
+                          "same TFLite int8 arithmetic) and use `edgecompress bench --device adb://...` for latency.")
+    if not device.startswith("ssh://"):
+        raise RemoteError(f"expected --device ssh://user@host[:port]. Received: {device!r}.")
+    from edgecompress.runtimes.ssh import SshEvalRunner, SshRunner
+
+    ssh = SshRunner(device, **(ssh_options or {}))
+    return lambda tflite: SshEvalRunner(tflite, ssh)
+
+
 def validate_model(model: str | Path, data: Any, reference: str | Path | None = None, *,
                    target: str | None = None, runtime: str | None = None, device: str | None = None,
                    arena_size: int | None = None, fix: str | None = None, fix_layers: int = 3,
                    calibration: Any = None, fix_out: str | Path | None = None, layer_samples: int = 64,
+                   ssh_options: dict[str, Any] | None = None,
                    safe_mode: bool = True, html: str | Path | None = None) -> Any:
     """Validate an int8 ``.tflite`` against its float reference, per layer, and optionally fix the worst layers.
 
@@ -477,7 +499,8 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         reference: the float model (``.keras``/``.h5``/SavedModel/``.onnx``/float ``.tflite``).
         target: a target profile name; microcontroller profiles evaluate on TFLite Micro.
         runtime: "host" or "micro" (default: from the target, else host).
-        device: an ssh/adb device URI (not wired yet: raises a ToolchainError).
+        device: ``ssh://user@host[:port]`` to run the int8 model on that device (adb:// is refused: no way to
+            get outputs back from benchmark_model).
         arena_size: TFLite Micro arena bytes.
         fix: "float-fallback" to re-export with the ``fix_layers`` worst layers in float.
         fix_layers: how many of the worst layers to keep float.
@@ -486,6 +509,7 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         layer_samples: samples traced for the per-layer error.
         safe_mode: Keras safe mode for loading the reference.
         html: write the self-contained HTML report here.
+        ssh_options: ``SshRunner`` keyword arguments for ``device`` (identity, known_hosts, remote_python, ...).
 
     Returns:
         A ``ValidationResult``.
@@ -496,12 +520,10 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         0.28
     """
     from edgecompress.calibration import load_data
-    from edgecompress.errors import CalibrationError, ToolchainError
+    from edgecompress.errors import CalibrationError
     from edgecompress.validate import FixResult, ValidationResult, evaluate, load_reference, model_summary
 
-    if device is not None:
-        raise ToolchainError(f"--device {device}: the ssh/adb device runners are not part of this build yet. "
-                             "Run without --device to measure on this machine.")
+    device_runner = _device_runner(device, runtime, ssh_options)
     if fix is not None and fix != "float-fallback":
         raise CalibrationError(f"--fix must be 'float-fallback'. Received: {fix!r}.")
     if fix is not None and (reference is None or calibration is None):
@@ -510,6 +532,10 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
                                f"reference={'given' if reference else 'missing'}, "
                                f"calibration={'given' if calibration is not None else 'missing'}.")
     chosen, notes = _runtime_for_target(target, runtime)
+    if device_runner is not None:
+        chosen = "device"
+        notes = [f"accuracy was measured on {device} with the device's own TFLite interpreter; the float reference "
+                 "and the per-layer error ran on this machine"]
     model_path = Path(model)
     from edgecompress.errors import LoadError
 
@@ -519,7 +545,7 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
     dataset = load_data(data, purpose="evaluation")
     ref = load_reference(reference, dataset, safe_mode=safe_mode) if reference is not None else None
     evaluation = evaluate(tflite, dataset, reference=ref.outputs if ref else None, runtime=chosen,
-                          arena_size=arena_size)
+                          arena_size=arena_size, runner=device_runner)
     layers = None
     if ref is not None and ref.float_tflite is not None:
         from edgecompress.layer_error import layer_errors
@@ -553,8 +579,10 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
                          per_channel=per_channel)
         fix_result = FixResult(
             "float-fallback", [layer.tensor for layer in worst], [layer.op for layer in worst], evaluation,
-            evaluate(baseline, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size),
-            evaluate(fixed, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size), fixed)
+            evaluate(baseline, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size,
+                     runner=device_runner),
+            evaluate(fixed, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size,
+                     runner=device_runner), fixed)
         out = Path(fix_out) if fix_out else model_path.with_name(f"{model_path.stem}_float_fallback.tflite")
         atomic_write_bytes(out, fixed)
         fix_result.output = str(out)

@@ -142,7 +142,8 @@ def model_runner(tflite: bytes | str | os.PathLike[str], runtime: str = "host", 
 
 
 def evaluate(tflite: bytes | str | os.PathLike[str], data: Any, reference: Any = None,
-             *, threads: int | None = None, runtime: str = "host", arena_size: int | None = None) -> Evaluation:
+             *, threads: int | None = None, runtime: str = "host", arena_size: int | None = None,
+             runner: Any = None) -> Evaluation:
     """Evaluate a TFLite model on the host LiteRT interpreter.
 
     Args:
@@ -153,6 +154,8 @@ def evaluate(tflite: bytes | str | os.PathLike[str], data: Any, reference: Any =
         threads: interpreter threads (host runtime).
         runtime: "host" (LiteRT) or "micro" (TFLite Micro, single-input models).
         arena_size: TFLite Micro tensor arena bytes.
+        runner: a factory ``tflite -> runner`` with ``predict`` and ``runtime_name`` (e.g. a device over ssh);
+            overrides ``runtime``.
 
     Returns:
         An ``Evaluation``.
@@ -165,7 +168,8 @@ def evaluate(tflite: bytes | str | os.PathLike[str], data: Any, reference: Any =
     from edgecompress.layer_error import snr_db
 
     dataset = data if isinstance(data, Dataset) else load_data(data, purpose="evaluation")
-    runner = model_runner(tflite, runtime, threads=threads, arena_size=arena_size)
+    runner = runner(tflite) if runner is not None else model_runner(tflite, runtime, threads=threads,
+                                                                     arena_size=arena_size)
     outputs = runner.predict(dataset.x)[0]
     labels = dataset.y
     top1 = top1_accuracy(outputs, labels) if labels is not None else None

@@ -23,16 +23,20 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import numpy as np
 
 from edgecompress.errors import RemoteError, ToolchainError
 from edgecompress.runtimes.runner import Measurement, Timings
@@ -228,6 +232,71 @@ class SshRunner:
                 measurement.notes.append(problem)
         return results
 
+    def run_samples(self, model: str | os.PathLike[str] | bytes, inputs: list[np.ndarray], *,
+                    threads: int | None = None) -> tuple[list[np.ndarray], Measurement]:
+        """Run real samples through ``model`` on the device and bring the raw outputs back.
+
+        Args:
+            model: the ``.tflite`` (a path or the bytes).
+            inputs: one array per model input, samples along the first axis, already in the input dtype.
+            threads: interpreter threads on the device.
+
+        Returns:
+            ``(outputs, measurement)``: one array per model output (samples first, stored dtype), and the
+            per-sample invoke times as a ``Measurement``.
+        """
+        data = bytes(model) if isinstance(model, bytes | bytearray) else Path(model).read_bytes()
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"in{i}": np.ascontiguousarray(arr) for i, arr in enumerate(inputs)})
+        expected = sum(arr.nbytes for arr in inputs)
+        remote_dir = self._make_remote_dir()
+        try:
+            self._upload(remote_dir, "bench_script.py", _bench_script())
+            self._upload(remote_dir, "model.tflite", data)
+            self._upload(remote_dir, "inputs.npz", buffer.getvalue())
+            payload = self._run_script(remote_dir, "model.tflite", runs=1, warmup=0, threads=threads,
+                                       extra=["--eval", f"{remote_dir}/inputs.npz", "--save",
+                                              f"{remote_dir}/outputs.npz"])
+            outputs = self._download_outputs(remote_dir, count=len(inputs[0]), limit=64 * expected + (16 << 20))
+        except BaseException:
+            self._cleanup(remote_dir)
+            raise
+        measurement = self._measurement("model.tflite", payload, threads)
+        problem = self._cleanup(remote_dir)
+        if problem:
+            measurement.notes.append(problem)
+        return outputs, measurement
+
+    def _download_outputs(self, remote_dir: str, *, count: int, limit: int) -> list[np.ndarray]:
+        """Read ``outputs.npz`` back (``cat`` over ssh) and check it before trusting it: size, members, shapes."""
+        path = shlex.quote(f"{remote_dir}/outputs.npz")
+        proc = self._call(f"cat {path}", timeout=self.connect_timeout + 30 + limit / 1e6,
+                          what="the download of the outputs")
+        if proc.returncode != 0 or not proc.stdout:
+            raise RemoteError(f"{self.device}: expected the runner's outputs file. Received: exit {proc.returncode} "
+                              f"({proc.stderr.decode('utf-8', 'replace').strip()[:200]}). Check free space on the "
+                              "device.")
+        if len(proc.stdout) > limit:
+            raise RemoteError(f"{self.device}: expected at most {limit} bytes of outputs. Received: "
+                              f"{len(proc.stdout)}. The device's runner is not the one edgecompress uploaded.")
+        try:
+            with zipfile.ZipFile(io.BytesIO(proc.stdout)) as archive:
+                members = archive.infolist()
+                if len(members) > 64 or sum(m.file_size for m in members) > limit:
+                    raise RemoteError(f"{self.device}: expected a small outputs archive. Received: "
+                                      f"{len(members)} members declaring {sum(m.file_size for m in members)} bytes.")
+            with np.load(io.BytesIO(proc.stdout), allow_pickle=False) as archive:
+                outputs = [archive[f"out{j}"] for j in range(len(archive.files))]
+        except RemoteError:
+            raise
+        except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as exc:
+            raise RemoteError(f"{self.device}: expected an .npz of outputs from the runner. Received: unreadable "
+                              f"data ({str(exc)[:200]}). Check the device's Python and numpy.") from exc
+        if not outputs or any(len(out) != count for out in outputs):
+            raise RemoteError(f"{self.device}: expected {count} samples per output. Received: "
+                              f"{[len(out) for out in outputs]}. Check the device's runner.")
+        return outputs
+
     def _make_remote_dir(self) -> str:
         command = 'mktemp -d "${TMPDIR:-/tmp}/edgecompress-bench.XXXXXXXX"'
         proc = self._call(command, timeout=self.connect_timeout + 20, what="a temporary directory")
@@ -248,9 +317,9 @@ class SshRunner:
                               "Check free space on the device.")
 
     def _run_script(self, remote_dir: str, remote_model: str, *, runs: int, warmup: int,
-                    threads: int | None) -> dict[str, Any]:
+                    threads: int | None, extra: list[str] | None = None) -> dict[str, Any]:
         words = [self.remote_python, f"{remote_dir}/bench_script.py", f"{remote_dir}/{remote_model}",
-                 "--runs", str(int(runs)), "--warmup", str(int(warmup))]
+                 "--runs", str(int(runs)), "--warmup", str(int(warmup)), *(extra or [])]
         if threads is not None:
             words += ["--threads", str(int(threads))]
         pid_file = shlex.quote(f"{remote_dir}/pid")
@@ -311,3 +380,57 @@ def _number(value: Any) -> float | None:
 
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) else None
+
+
+class SshEvalRunner:
+    """Evaluate a model on a Linux device over ssh with the ``HostRunner.predict`` interface.
+
+    Float inputs are quantized here with the model's own input parameters (exactly as ``HostRunner`` does), the
+    device runs every sample on its interpreter, and the raw outputs are dequantized here: only the device's
+    arithmetic differs from a host run.
+
+    Args:
+        model: the ``.tflite`` (a path or the bytes).
+        runner: a configured ``SshRunner``.
+        threads: interpreter threads on the device.
+    """
+
+    def __init__(self, model: bytes | str | os.PathLike[str], runner: SshRunner, *, threads: int | None = None) -> None:
+        from edgecompress.runtimes.host import HostRunner
+
+        self.local = HostRunner(model)
+        self.runner = runner
+        self.threads = threads
+        self.runtime_name = f"device {runner.device}"
+        self.measurement: Measurement | None = None
+
+    def predict(self, x: np.ndarray | dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run every sample on the device; float (dequantized) outputs, samples first."""
+        from edgecompress.runtimes.host import dequantize, quantize
+
+        arrays = self.local._match_inputs(dict(x) if isinstance(x, dict) else {"input": np.asarray(x)})
+        prepared = []
+        for detail, arr in zip(self.local.input_details, arrays, strict=True):
+            arr = np.asarray(arr)
+            dtype = np.dtype(detail["dtype"])
+            if np.issubdtype(dtype, np.integer) and not np.issubdtype(arr.dtype, np.integer):
+                scale, zero_point = detail["quantization"]
+                arr = quantize(arr, scale, zero_point, dtype)
+            prepared.append(arr.astype(dtype, copy=False).reshape(len(arr), *detail["shape"][1:]))
+        raw, self.measurement = self.runner.run_samples(self.local.model_bytes, prepared, threads=self.threads)
+        self.runtime_name = f"{self.measurement.runtime or 'tflite'} on {self.runner.device}"
+        if len(raw) != len(self.local.output_details):
+            raise RemoteError(f"{self.runner.device}: expected {len(self.local.output_details)} outputs. Received: "
+                              f"{len(raw)}. Check the device's runner.")
+        result = []
+        for detail, out in zip(self.local.output_details, raw, strict=True):
+            per_sample = tuple(int(d) for d in detail["shape"])
+            if np.dtype(out.dtype) != np.dtype(detail["dtype"]) or out[0].size != int(np.prod(per_sample)):
+                raise RemoteError(f"{self.runner.device}: expected outputs of {np.dtype(detail['dtype']).name} "
+                                  f"{list(per_sample)}. Received: {out.dtype.name} {list(out.shape[1:])}.")
+            out = out.reshape(len(out), *per_sample)
+            if np.issubdtype(out.dtype, np.integer) and detail["quantization"][0]:
+                out = dequantize(out, *detail["quantization"])
+            out = out.astype(np.float32, copy=False)
+            result.append(out[:, 0] if per_sample and per_sample[0] == 1 else out)
+        return result

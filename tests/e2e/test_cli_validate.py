@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.helpers import assert_clean_failure, run_cli
 from tests.integration.test_validate_layers import broken_dense_model
+from tests.sshd import unavailable_reason as sshd_unavailable
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +115,34 @@ def test_target_and_a_conflicting_runtime_is_a_clean_error(files):
     assert_clean_failure(proc, 2, "--runtime host")
 
 
-def test_device_runner_not_wired_is_a_clean_error(files):
+def test_accuracy_over_adb_is_refused_with_the_reason(files):
     proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--data", files["test"], "--device",
-                   "ssh://pi@raspberrypi")
-    assert_clean_failure(proc, 2, "--device")
+                   "adb://emulator-5554")
+    assert_clean_failure(proc, 2, "benchmark_model binary only times")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sshd_unavailable() is not None, reason=sshd_unavailable() or "")
+def test_validate_on_a_device_over_ssh_matches_the_host_run(files, tmp_path):
+    import sys
+
+    from tests.sshd import LocalSshd
+
+    server = LocalSshd.start(tmp_path / "sshd")
+    try:
+        common = ["validate", files["dir"] / "good_int8.tflite", "--reference", files["keras"], "--data",
+                  files["test"], "--json"]
+        remote = run_cli(*common, "--device", server.uri, "--identity", server.identity, "--known-hosts",
+                         server.known_hosts, "--remote-python", sys.executable)
+        host = run_cli(*common)
+    finally:
+        server.stop()
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    on_device, on_host = json.loads(remote.stdout), json.loads(host.stdout)
+    assert on_device["runtime"].endswith(server.uri) and on_host["runtime"] == "host-litert"
+    for key in ("top1", "agreement", "cosine_mean", "snr_db", "confusion"):
+        assert on_device[key] == on_host[key]
+    assert any(server.uri in note for note in on_device["notes"])
 
 
 def test_fix_without_calibration_is_a_clean_error(files):

@@ -12,6 +12,7 @@ import stat
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgecompress.errors import RemoteError
@@ -177,3 +178,34 @@ def _gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return state in ("Z", "X")
+
+
+def test_samples_run_on_the_device_give_the_host_outputs_bit_for_bit(sshd, remote_dirs):
+    from edgecompress.runtimes.host import HostRunner
+    from edgecompress.runtimes.ssh import SshEvalRunner
+
+    host = HostRunner(INT8_MODEL)
+    shape = [12, *(int(d) for d in host.input_details[0]["shape"][1:])]
+    x = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
+    device = SshEvalRunner(INT8_MODEL, runner(sshd))
+    on_device, on_host = device.predict(x)[0], host.predict(x)[0]
+    assert on_device.shape == on_host.shape and on_device.dtype == np.float32
+    np.testing.assert_array_equal(on_device, on_host)
+    assert device.runtime_name.endswith(sshd.uri) and len(device.measurement.timings.samples_ms) == 12
+    assert remote_dirs() == set()
+
+
+@pytest.mark.parametrize("body", [
+    # a runner that claims success but leaves no outputs file behind
+    """echo 'EDGECOMPRESS_BENCH_JSON {"ok": true, "samples_ms": [1.0]}'""",
+    # one that writes garbage where the outputs should be
+    """for a; do last="$a"; done; echo garbage > "$last"; echo 'EDGECOMPRESS_BENCH_JSON {"ok": true, "samples_ms": [1.0]}'""",
+])
+def test_a_device_that_returns_no_or_unreadable_outputs_is_a_remote_error(sshd, tmp_path, remote_dirs, body):
+    from edgecompress.runtimes.ssh import SshEvalRunner
+
+    python = fake_python(tmp_path / "bin", body)
+    with pytest.raises(RemoteError, match="expected"):
+        SshEvalRunner(INT8_MODEL, runner(sshd, remote_python=str(python))).predict(
+            np.zeros((2, 8, 8, 1), np.float32))
+    assert remote_dirs() == set()
