@@ -362,7 +362,8 @@ class QuantizationPoint:
 
 
 def _functional(model: Any) -> Any:
-    """The Keras model behind ``model`` as a functional graph (Sequential models are re-wrapped, sharing layers)."""
+    """The Keras model behind ``model`` as a flat functional graph (Sequential models re-wrapped and nested
+    models inlined, sharing layers)."""
     import keras
 
     model = model if hasattr(model, "inputs") else getattr(model, "model", model)
@@ -373,6 +374,10 @@ def _functional(model: Any) -> Any:
                                "defined inputs. Give it an Input layer (or call it on data) first.") from exc
     if isinstance(model, keras.Sequential) or not hasattr(model, "_nodes_by_depth"):
         model = keras.Model(inputs, outputs, name=model.name)
+    if any(isinstance(layer, keras.Model) for layer in model.layers):
+        from edgecompress.compress.graph import inline_nested
+
+        model = inline_nested(model)  # a backbone inside a head: calibrate its layers, not one opaque output
     return model
 
 

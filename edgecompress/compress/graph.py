@@ -105,3 +105,70 @@ def call_with_weights(layer: Any, substitutes: list[tuple[Any, Any]], *args: Any
 
     with keras.StatelessScope(state_mapping=substitutes, initialize_variables=False):
         return layer(*args, **kwargs)
+
+
+def inline_nested(model: Any) -> Any:
+    """A flat functional model computing ``model``, with every nested model's layers called directly.
+
+    ``Sequential([base_model, GlobalAveragePooling2D(), Dense(10)])`` (a pretrained backbone inside a head) is
+    the common case: quantization and calibration place their nodes per layer, so the backbone must not stay one
+    opaque layer. The result has its own copies of the layers (same weights; a layer called twice stays one
+    shared copy), each called once per use, so graph checks such as "this convolution feeds only that
+    BatchNormalization" see one call, not the original one as well. A flat model comes back as a functional
+    view of itself (layers shared).
+
+    Args:
+        model: a built Sequential or functional Keras model, nested to any depth.
+
+    Returns:
+        A functional model without nested models.
+
+    Example:
+        >>> flat = inline_nested(keras.Sequential([keras.Input((32, 32, 3)), backbone, head]))  # doctest: +SKIP
+        >>> any(isinstance(layer, keras.Model) for layer in flat.layers)  # doctest: +SKIP
+        False
+    """
+    import keras
+
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError) as exc:
+        raise InvalidModelError(f"{model.name}: expected a model with defined inputs. Received: a model without "
+                                "an input signature. Give it a keras.Input first.") from exc
+    flat = model if hasattr(model, "_run_through_graph") and not isinstance(model, keras.Sequential) else \
+        keras.Model(inputs, outputs, name=model.name)
+    if not any(isinstance(layer, keras.Model) for layer in flat.layers):
+        return flat
+
+    copies: dict[int, Any] = {}
+
+    def copy_of(layer: Any) -> Any:
+        if id(layer) not in copies:
+            try:
+                copies[id(layer)] = layer.__class__.from_config(layer.get_config())
+            except (NotImplementedError, TypeError, ValueError) as exc:
+                raise InvalidModelError(f"layer '{layer.name}' inside a nested model cannot be copied to inline "
+                                        f"it ({exc}). Give the layer a get_config(), or rebuild the model flat.") from exc
+        return copies[id(layer)]
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(layer, keras.Model):
+            twin = copy_of(layer)
+            out = twin(*args, **kwargs)
+            if len(twin.weights) and not getattr(twin, "_edgecompress_weights_set", False):
+                twin.set_weights(layer.get_weights())
+                twin._edgecompress_weights_set = True
+            return out
+        inner = layer
+        if isinstance(layer, keras.Sequential) or not hasattr(layer, "_run_through_graph"):
+            inner = keras.Model(layer.inputs, layer.outputs, name=layer.name)
+        return inner._run_through_graph(args[0] if len(args) == 1 else list(args), operation_fn=lambda op: op,
+                                        call_fn=call)
+
+    fresh = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name.split(":")[0]) for t in flat.inputs]
+    result = flat._run_through_graph(fresh, operation_fn=lambda op: op, call_fn=call)
+    try:
+        return keras.Model(fresh if len(fresh) > 1 else fresh[0], result, name=model.name)
+    except ValueError as exc:
+        raise InvalidModelError(f"{model.name}: its nested models cannot be inlined ({str(exc).splitlines()[0]}). "
+                                "Give the inner layers names that differ from the outer ones.") from exc

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from edgecompress.compress.graph import call_with_weights, copy_model
+from edgecompress.compress.graph import call_with_weights, copy_model, inline_nested
 from edgecompress.errors import ConversionError
 
 _PACKAGE = "edgecompress"
@@ -411,7 +411,7 @@ class _Plan:
             layer = node.operation
             if isinstance(layer, keras.Model):
                 raise ConversionError(
-                    f"layer '{layer.name}' is a nested model: expected a flat Sequential or functional model. "
+                    f"layer '{layer.name}' is a nested model that could not be inlined: expected a flat model. "
                     "Received: a model inside the model. Rebuild it flat (call the inner layers directly).")
             self.node_outputs.setdefault(id(layer), node.outputs)
             self.effective_output.setdefault(id(layer), node.outputs)
@@ -474,7 +474,8 @@ def quantize_model(model: Any, *, preserve: tuple[str, ...] | list[str] = ()) ->
 
     Args:
         model: a built Sequential or functional Keras model (custom layers annotated with
-            ``quantize_annotate_layer``).
+            ``quantize_annotate_layer``); nested models (a backbone inside a head) are inlined, so the result is
+            one flat model.
         preserve: ``"sparsity"`` keeps the kernels' zeros (for pruned models), ``"clusters"`` keeps their
             shared values (for clustered models); both may be given.
 
@@ -490,7 +491,7 @@ def quantize_model(model: Any, *, preserve: tuple[str, ...] | list[str] = ()) ->
     if unknown:
         raise ConversionError(f"quantize_model: expected preserve entries 'sparsity' and/or 'clusters'. "
                               f"Received: {sorted(unknown)}. Remove them.")
-    source = _functional(copy_model(model))
+    source = _functional(inline_nested(copy_model(model)))
     plan = _Plan(source)
     wrappers: dict[int, Any] = {}
 

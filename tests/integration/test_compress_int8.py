@@ -57,6 +57,50 @@ def test_qat_int8_model_has_no_inner_quantize_ops_and_agrees_with_keras(digits):
     assert np.mean(int8.argmax(1) == keras_out.argmax(1)) >= 0.99
 
 
+def _nested(train):
+    """A trained backbone (itself holding a nested Sequential) inside a Sequential head: tfmot refuses this."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1), name="pixels")
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    block = keras.Sequential([keras.Input((8, 8, 8)), keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+                              keras.layers.MaxPooling2D()], name="block")
+    backbone = keras.Model(inp, block(x), name="backbone")
+    model = keras.Sequential([keras.Input((8, 8, 1), name="input"), backbone, keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(10, activation="softmax")], name="head")
+    return _fit(model, train, epochs=8)
+
+
+def test_qat_inlines_nested_models_and_converts_without_inner_quantize_ops(digits):
+    train, test = digits
+    model = _nested(train)
+    before = [w.copy() for w in model.get_weights()]
+    qat = quantize_model(model)
+    assert not any(isinstance(layer, keras.Model) for layer in qat.layers)
+    qat = _fit(qat, train, epochs=1)
+    for old, new in zip(before, model.get_weights(), strict=True):  # training the QAT copy leaves the user's model
+        np.testing.assert_array_equal(old, new)
+    tflite = convert_int8(qat, train.first)
+    ops = operator_names(tflite)
+    assert "QUANTIZE" not in ops and "DEQUANTIZE" not in ops
+    int8 = run_int8(tflite, test.first)
+    assert np.mean(int8.argmax(1) == qat.predict(test.first, verbose=0).argmax(1)) >= 0.98
+    float_top1 = np.mean(model.predict(test.first, verbose=0).argmax(1) == test.y)
+    assert np.mean(int8.argmax(1) == test.y) >= float_top1 - 0.03
+
+
+def test_calibration_places_ranges_inside_a_nested_backbone(digits):
+    from edgecompress.calibrate import calibrate_and_convert, quantization_points
+
+    train, _ = digits
+    model = _nested(train)
+    names = [point.name for point in quantization_points(model)]
+    assert "block" not in names and "backbone" not in names and len(names) >= 3
+    result, report = calibrate_and_convert(model, train.first[:200], method="percentile")
+    assert report.scales["missing"] == [] and report.scales["internal_requantize"] == []
+    assert report.scales["verified"] == len(report.ranges)
+
+
 def test_pruned_zeros_survive_int8_conversion(digits):
     train, _ = digits
     pruned = prune_low_magnitude(_cnn(train), PolynomialDecay(0.0, 0.75, 0, 20, frequency=5), skip=())
