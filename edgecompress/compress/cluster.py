@@ -86,6 +86,9 @@ class ClusterWeights(keras.layers.Wrapper):
         self.assignment = self.add_weight(name="assignment", shape=shape, dtype="int32", initializer="zeros",
                                           trainable=False)
         self.keep = self.add_weight(name="keep", shape=shape, initializer="ones", trainable=False)
+        # The kernel is replaced by centroids[assignment] in every call: training moves the centroids, never the
+        # kernel itself (left trainable, it only makes the optimizer warn that it has no gradient).
+        self.layer.kernel.trainable = False
         self.built = True
 
     def initialize_clusters(self, seed: int = 0) -> None:
@@ -163,6 +166,7 @@ def strip_clustering(model: Any) -> Any:
     def replace(layer: Any) -> Any:
         if isinstance(layer, ClusterWeights):
             layer.layer.kernel.assign(layer.clustered_kernel())
+            layer.layer.kernel.trainable = True
             return layer.layer
         return None
 
