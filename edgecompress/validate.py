@@ -255,9 +255,7 @@ def load_reference(path: str | os.PathLike[str], data: Dataset, *, safe_mode: bo
                             f"{', '.join(sorted(dtypes))} inputs/outputs. Pass the float model instead.")
         return Reference(str(source), "tflite", runner.predict(data.x)[0], float_bytes)
     if source.suffix.lower() == ".onnx":
-        return Reference(str(source), "onnx", _onnx_outputs(source, data), None,
-                         ["per-layer error needs a float .tflite or Keras reference; ONNX runs in onnxruntime "
-                          "only for the output comparison"])
+        return Reference(str(source), "onnx", _onnx_outputs(source, data), *_onnx_float_tflite(source, data))
     from edgecompress.convert import convert_float
     from edgecompress.load import load_model
 
@@ -270,6 +268,20 @@ def load_reference(path: str | os.PathLike[str], data: Dataset, *, safe_mode: bo
         float_bytes = None
         notes.append(f"per-layer error unavailable: the reference did not convert to a float .tflite ({exc})")
     return Reference(str(source), loaded.source_format, outputs, float_bytes, notes)
+
+
+def _onnx_float_tflite(path: Path, data: Dataset) -> tuple[bytes | None, list[str]]:
+    """The float ``.tflite`` the per-layer error compares with: the ONNX model through the same offline onnx2tf
+    path ``export`` takes, so its tensors carry the names the int8 export's do."""
+    from edgecompress.convert import convert_float
+    from edgecompress.load import load_model
+
+    note = ("outputs compared with onnxruntime; per-layer error against the float .tflite of the same onnx2tf "
+            "conversion export uses")
+    try:
+        return convert_float(load_model(path, calibration=data.take(20)).model), [note]
+    except EdgeCompressError as exc:
+        return None, [f"per-layer error unavailable: the ONNX reference did not convert to a float .tflite ({exc})"]
 
 
 def _onnx_outputs(path: Path, data: Dataset) -> np.ndarray:

@@ -69,6 +69,15 @@ def test_onnx_exports_offline_to_full_int8(onnx_bundle, tmp_path, monkeypatch):
     ev = evaluate(out, nhwc, reference=reference)
     assert ev.agreement >= 0.95
     assert ev.top1 >= ev.reference_top1 - 0.03
+    # validate --reference model.onnx: onnxruntime outputs, and per-layer error through the same onnx2tf path
+    from edgecompress.layer_error import layer_errors
+    from edgecompress.validate import load_reference
+
+    ref = load_reference(onnx_bundle["model"], nhwc)
+    np.testing.assert_allclose(ref.outputs, reference, atol=1e-5)
+    report = layer_errors(out, ref.float_tflite, nhwc, max_samples=16)
+    assert report.int8_tensors >= 3 and report.matched == report.int8_tensors
+    assert report.output_snr_db > 20 and report.diagnosis
 
 
 @pytest.mark.parametrize("io_dtype", ["uint8", "float32"])
