@@ -358,6 +358,8 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         "timings_s": timer.seconds,
         "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
         "worst_layers": [layer.to_dict() for layer in layers.layers[:3]],
+        "error_diagnosis": layers.diagnosis,
+        "weights_only_snr_db": layers.weights_only_snr_db,
         "targets": [_check_row(c) for c in checks],
     }
     with atomic_path(out_dir / "model.keras") as tmp:
@@ -436,6 +438,8 @@ def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers
     accuracy = [{"name": "float32 .tflite", **float_eval.to_dict()}, {"name": "int8 .tflite", **int8_eval.to_dict()}]
     notes = [f"per-layer: {layers.matched} of {layers.int8_tensors} int8 tensors matched a float tensor, over "
              f"{layers.samples} held-out samples"]
+    if layers.diagnosis:
+        notes.append(f"where the int8 error is: {layers.diagnosis}")
     return Report(f"edgecompress demo: {report['model']}", model, accuracy, [lay.to_dict() for lay in layers.layers],
                   int8_eval.confusion, checks=report.get("targets"),
                   latency=[{"target": f"{r['target']} ({r['dtype'] or 'int8'})", "ms": r["median_ms"], "kind": r["evidence"]}
