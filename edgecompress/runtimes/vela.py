@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -34,7 +35,7 @@ _WARNING = re.compile(r"Warning \(supported operators\) operator: (\S+?), ofm: '
 _COUNT = re.compile(r"(CPU|NPU) operators = (\d+)")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class VelaResult:
     """What Vela did with a model.
 
@@ -107,6 +108,27 @@ def run_vela(model: bytes | str | os.PathLike[str], *, accelerator_config: str =
         raise ToolchainError("Vela is not installed: expected the `vela` command from ethos-u-vela. "
                              "Install it with `pip install edgecompress[vela]`.")
     data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    key = (hashlib.sha256(data).hexdigest(), accelerator_config, system_config, memory_mode, exe)
+    cached = _RESULTS.get(key)
+    if cached is None:
+        cached = _compile(exe, data, accelerator_config, system_config, memory_mode, timeout)
+        _RESULTS[key] = cached
+        while len(_RESULTS) > _CACHE_ENTRIES:
+            _RESULTS.pop(next(iter(_RESULTS)))
+    if output_path is not None:
+        from edgecompress.atomic import atomic_write_bytes
+
+        atomic_write_bytes(output_path, cached.optimised_tflite)
+    return cached
+
+
+# One process often asks Vela about the same model twice (bench: check's placement, then the cycle estimate).
+_CACHE_ENTRIES = 8
+_RESULTS: dict[tuple[str, ...], VelaResult] = {}
+
+
+def _compile(exe: str, data: bytes, accelerator_config: str, system_config: str, memory_mode: str,
+             timeout: float) -> VelaResult:
     with tempfile.TemporaryDirectory(prefix="edgecompress-vela-") as tmp:
         src = Path(tmp) / "model.tflite"
         src.write_bytes(data)
@@ -126,10 +148,6 @@ def run_vela(model: bytes | str | os.PathLike[str], *, accelerator_config: str =
     placements = _placements(data, vela_bytes)
     reasons = _reasons(proc.stdout + proc.stderr, data)
     counts = dict(_COUNT.findall(proc.stdout))
-    if output_path is not None:
-        from edgecompress.atomic import atomic_write_bytes
-
-        atomic_write_bytes(output_path, vela_bytes)
     return VelaResult(
         placements=placements, reasons={i: r for i, r in reasons.items() if placements.get(i) == "cpu"},
         npu_operators=int(counts.get("NPU", 0)), cpu_operators=int(counts.get("CPU", 0)),

@@ -57,6 +57,26 @@ def test_vela_writes_the_optimised_model(models, tmp_path):
     assert result.npu_operators > 0 and result.cpu_operators == 0
 
 
+def test_bench_on_ethos_u_compiles_the_model_with_vela_once(models, monkeypatch):
+    import edgecompress.runtimes.vela as vela
+    from edgecompress.bench import bench
+
+    calls = []
+    real = vela.run_tool
+
+    def counting(name, cmd, **kwargs):  # the real Vela still runs; this only counts the runs
+        calls.append(name)
+        return real(name, cmd, **kwargs)
+
+    monkeypatch.setattr(vela, "run_tool", counting)
+    vela._RESULTS.clear()
+    rows = bench(models["conv_pool_dense_softmax"], "ethos-u55", runs=2, warmup=0)
+    assert {row.evidence for row in rows} >= {"compiler-estimate", "model-estimate"}
+    assert calls == ["vela"]
+    again = vela.run_vela(models["conv_pool_dense_softmax"], accelerator_config="ethos-u55-32")
+    assert calls == ["vela", "vela"] and again.accelerator_config == "ethos-u55-32"
+
+
 def test_microcontroller_check_reports_the_exact_tflm_arena_next_to_the_estimate(models):
     report = check_model(models["conv_pool_dense_softmax"], load_profile("arduino-nano-33-ble"))
     assert report.answered_by == "tflm"
