@@ -169,7 +169,7 @@ def saturation_fraction(q: np.ndarray, zero_point: int, dtype: Any = np.int8) ->
 class _Trace:
     """Every operator output of a model over a few samples, with its quantization parameters."""
 
-    def __init__(self, model: bytes, samples: list[np.ndarray]) -> None:
+    def __init__(self, model: bytes, samples: list[dict[str, np.ndarray]]) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -188,14 +188,8 @@ class _Trace:
         self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
         watched = {o for op in self.ops for o in op["outputs"] if o >= 0} | set(self.inputs)
         self.values: dict[int, list[np.ndarray]] = {i: [] for i in watched}
-        detail = self.interpreter.get_input_details()[0]
         for sample in samples:
-            arr = np.asarray(sample, np.float32).reshape(detail["shape"])
-            if np.issubdtype(detail["dtype"], np.integer):
-                scale, zero_point = detail["quantization"]
-                info = np.iinfo(detail["dtype"])
-                arr = np.clip(np.round(arr / scale) + zero_point, info.min, info.max)
-            self.interpreter.set_tensor(detail["index"], arr.astype(detail["dtype"]))
+            _feed(self.interpreter, sample)
             self.interpreter.invoke()
             for index in watched:
                 self.values[index].append(self.interpreter.get_tensor(index).copy())
@@ -247,14 +241,30 @@ class _Trace:
         return "per-channel" if len(scales) > 1 else "per-tensor"
 
 
-def _samples(data: Any, limit: int) -> list[np.ndarray]:
+def _samples(data: Any, limit: int) -> list[dict[str, np.ndarray]]:
+    """One ``{input name: (1, ...) array}`` per sample (a bare array is the single input "input")."""
     x = getattr(data, "x", data)
-    if isinstance(x, Mapping):
-        if len(x) != 1:
-            raise InvalidModelError(f"per-layer error supports single-input models. Received: {len(x)} inputs.")
-        x = next(iter(x.values()))
-    x = np.asarray(x, np.float32)
-    return [x[i : i + 1] for i in range(min(len(x), limit))]
+    arrays = {k: np.asarray(v, np.float32) for k, v in x.items()} if isinstance(x, Mapping) else {
+        "input": np.asarray(x, np.float32)}
+    count = min(min(len(v) for v in arrays.values()), limit)
+    return [{k: v[i : i + 1] for k, v in arrays.items()} for i in range(count)]
+
+
+def _feed(interpreter: Any, sample: Mapping[str, np.ndarray]) -> None:
+    """Set every model input from ``sample`` (matched by name), quantizing floats for integer inputs."""
+    from edgecompress.runtimes.host import match_inputs, quantize
+
+    details = interpreter.get_input_details()
+    try:
+        arrays = match_inputs(details, sample)
+    except ValueError as exc:
+        raise InvalidModelError(f"per-layer error: {exc}. Name the data arrays after the model inputs.") from exc
+    for detail, arr in zip(details, arrays, strict=True):
+        arr = np.asarray(arr, np.float32).reshape(detail["shape"])
+        dtype = np.dtype(detail["dtype"])
+        if np.issubdtype(dtype, np.integer):
+            arr = quantize(arr, *detail["quantization"], dtype)
+        interpreter.set_tensor(detail["index"], arr.astype(dtype))
 
 
 def _match(quant: _Trace, flt: _Trace) -> tuple[dict[int, int], int]:
@@ -283,8 +293,10 @@ def _match(quant: _Trace, flt: _Trace) -> tuple[dict[int, int], int]:
                     pairs[out] = candidate
                     cursor = i + 1
                     break
-    for q_in, f_in in zip(quant.inputs, flt.inputs, strict=False):
-        if quant.shape(q_in) == flt.shape(f_in):
+    float_inputs = {flt.name(i): i for i in flt.inputs}
+    for position, q_in in enumerate(quant.inputs):
+        f_in = float_inputs.get(quant.name(q_in), flt.inputs[position] if position < len(flt.inputs) else None)
+        if f_in is not None and quant.shape(q_in) == flt.shape(f_in):
             pairs.setdefault(q_in, f_in)
     return pairs, by_name
 
@@ -305,18 +317,17 @@ def _patched(model: bytes, replacements: Mapping[int, np.ndarray]) -> bytes | No
     return bytes(data)
 
 
-def _first_output(model: bytes, samples: list[np.ndarray]) -> np.ndarray:
+def _first_output(model: bytes, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     with captured_output():
         interpreter = Interpreter(model_content=model,
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]["index"]
     outputs = []
     for sample in samples:
-        interpreter.set_tensor(detail["index"], np.asarray(sample, np.float32).reshape(detail["shape"]))
+        _feed(interpreter, sample)
         interpreter.invoke()
         outputs.append(interpreter.get_tensor(out).copy())
     return np.stack(outputs).astype(np.float64)
@@ -350,7 +361,7 @@ def _weight_swaps(quant: _Trace, flt: _Trace, pairs: Mapping[int, int]) -> dict[
 
 
 def _own_weight_noise(quant: _Trace, flt: _Trace, pairs: Mapping[int, int], float_model: bytes,
-                      samples: list[np.ndarray]) -> tuple[dict[int, float], float | None]:
+                      samples: list[dict[str, np.ndarray]]) -> tuple[dict[int, float], float | None]:
     """Output noise power of the float model carrying int8 weights: per weighted operator, and all at once.
 
     Keeping one operator float re-quantizes its output to the same int8 scale, so the fallback removes exactly
@@ -411,7 +422,7 @@ def layer_errors(int8_model: bytes | str | os.PathLike[str], float_model: bytes 
     Args:
         int8_model: the int8 ``.tflite`` (bytes or path).
         float_model: a float ``.tflite`` of the same network (e.g. ``convert_float`` of the Keras model).
-        data: evaluation samples: a ``Dataset``, an array or a one-entry dict.
+        data: evaluation samples: a ``Dataset``, an array, or arrays keyed by model input name.
         max_samples: trace at most this many samples.
 
     Returns:

@@ -29,6 +29,31 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
+def match_inputs(input_details: list[dict[str, Any]], inputs: Any) -> list[Any]:
+    """Order ``inputs`` (an array, or arrays keyed by input name) as the interpreter's ``input_details``.
+
+    A key matches an input whose tensor name equals it, extends it (``serving_default_<key>:0``) or contains it.
+
+    Raises:
+        ValueError: an input has no array.
+    """
+    if not isinstance(inputs, Mapping):
+        return [inputs]
+    if len(input_details) == 1 and len(inputs) == 1:
+        return [next(iter(inputs.values()))]
+    ordered = []
+    for detail in input_details:
+        name = detail["name"]
+        match = next((v for k, v in inputs.items() if k == name or name.startswith(f"serving_default_{k}")
+                      or name.split(":")[0] == k), None)
+        if match is None:
+            match = next((v for k, v in inputs.items() if k in name), None)
+        if match is None:
+            raise ValueError(f"no input data for model input '{name}' (given: {', '.join(inputs)})")
+        ordered.append(match)
+    return ordered
+
+
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Integer -> float with a tensor's affine parameters."""
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
@@ -80,19 +105,7 @@ class HostRunner:
             self.interpreter.set_tensor(detail["index"], arr.astype(dtype, copy=False).reshape(shape))
 
     def _match_inputs(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        if not isinstance(inputs, Mapping):
-            return [inputs]
-        if len(self.input_details) == 1 and len(inputs) == 1:
-            return [next(iter(inputs.values()))]
-        ordered = []
-        for detail in self.input_details:
-            name = detail["name"]
-            match = next((v for k, v in inputs.items() if k == name or name.startswith(f"serving_default_{k}")
-                          or name.split(":")[0] == k or k in name), None)
-            if match is None:
-                raise ValueError(f"no input data for model input '{name}' (given: {', '.join(inputs)})")
-            ordered.append(match)
-        return ordered
+        return match_inputs(self.input_details, inputs)
 
     def run_raw(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Invoke once on one sample and return the outputs in their stored dtype."""

@@ -133,3 +133,30 @@ def test_tflite_micro_agrees_with_host_litert_on_the_same_int8_model(models, dig
     assert micro.runtime == "tflite-micro" and host.runtime == "host-litert"
     assert abs(micro.top1 - host.top1) <= 0.02
     assert micro.agreement >= 0.97
+
+
+@pytest.mark.slow
+def test_per_layer_error_of_a_two_input_model_matches_every_int8_tensor(digits):
+    import keras
+
+    from edgecompress.convert import convert, convert_float
+
+    train, test = digits
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((8, 8, 1), name="pixels")
+    sums = keras.Input((8,), name="row_sums")
+    x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
+    y = keras.layers.Dense(8, activation="relu")(sums)
+    out = keras.layers.Dense(10, activation="softmax")(keras.layers.Concatenate()([x, y]))
+    model = keras.Model([pixels, sums], out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+    def arrays(ds):  # the second input is real too: each image's row sums
+        return {"row_sums": ds.first.sum(axis=(2, 3)), "pixels": ds.first}  # keys deliberately out of order
+
+    model.fit([train.first, arrays(train)["row_sums"]], train.y, epochs=3, verbose=0)
+    int8 = convert(model, arrays(train)).tflite
+    report = layer_errors(int8, convert_float(model), arrays(test), max_samples=32)
+    assert report.int8_tensors >= 4 and report.matched == report.int8_tensors
+    assert report.output_snr_db > 20 and report.weights_only_snr_db > report.output_snr_db
+    assert {layer.op for layer in report.layers} >= {"CONV_2D", "FULLY_CONNECTED", "CONCATENATION"}
