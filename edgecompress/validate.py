@@ -152,7 +152,7 @@ def evaluate(tflite: bytes | str | os.PathLike[str], data: Any, reference: Any =
         reference: the float model to compare with: a Keras model, ``LoadedModel``, float ``.tflite`` or an array
             of its outputs.
         threads: interpreter threads (host runtime).
-        runtime: "host" (LiteRT) or "micro" (TFLite Micro, single-input models).
+        runtime: "host" (LiteRT) or "micro" (TFLite Micro).
         arena_size: TFLite Micro tensor arena bytes.
         runner: a factory ``tflite -> runner`` with ``predict`` and ``runtime_name`` (e.g. a device over ssh);
             overrides ``runtime``.

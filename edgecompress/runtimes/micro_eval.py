@@ -54,21 +54,33 @@ class MicroEvalRunner:
             raise InvalidModelError(f"TFLite Micro could not load the model with a {self.arena_size}-byte arena "
                                     f"({exc}). Check the operators with `edgecompress check` or pass a larger "
                                     "--arena-size.") from exc
-        self.input_details = [self.interpreter.get_input_details(0)]
+        from edgecompress.tflite import read_model
+
+        # TFLite Micro's details carry no names: take them from the flatbuffer (same input order).
+        info = read_model(data)
+        self.input_details = [{**self.interpreter.get_input_details(i), "name": info.tensors[t].name}
+                              for i, t in enumerate(info.inputs)]
         self.output_details = [self.interpreter.get_output_details(0)]
 
-    def run(self, sample: np.ndarray) -> list[np.ndarray]:
-        """Invoke once on one sample (with or without its batch axis); return float outputs."""
-        detail = self.input_details[0]
-        shape = tuple(int(d) for d in detail["shape"])
-        arr = np.asarray(sample, np.float32).reshape(shape)
-        dtype = np.dtype(detail["dtype"])
-        affine = _affine(detail)
-        if np.issubdtype(dtype, np.integer) and affine:
-            info = np.iinfo(dtype)
-            arr = np.clip(np.round(arr / affine[0]) + affine[1], info.min, info.max)
+    def run(self, sample: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Invoke once on one sample (an array, or arrays keyed by input name; batch axis optional)."""
+        from edgecompress.runtimes.host import match_inputs
+
         try:
-            self.interpreter.set_input(arr.astype(dtype), 0)
+            values = match_inputs(self.input_details, sample)
+        except ValueError as exc:
+            raise InvalidModelError(f"TFLite Micro evaluation: {exc}. Name the data arrays after the model "
+                                    "inputs.") from exc
+        for index, (detail, value) in enumerate(zip(self.input_details, values, strict=True)):
+            shape = tuple(int(d) for d in detail["shape"])
+            arr = np.asarray(value, np.float32).reshape(shape)
+            dtype = np.dtype(detail["dtype"])
+            affine = _affine(detail)
+            if np.issubdtype(dtype, np.integer) and affine:
+                limits = np.iinfo(dtype)
+                arr = np.clip(np.round(arr / affine[0]) + affine[1], limits.min, limits.max)
+            self.interpreter.set_input(arr.astype(dtype), index)
+        try:
             self.interpreter.invoke()
         except RuntimeError as exc:
             raise InvalidModelError(f"TFLite Micro failed to run the model with a {self.arena_size}-byte arena "
@@ -80,10 +92,11 @@ class MicroEvalRunner:
         return [out.astype(np.float32)]
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Run every sample (single-input models) and stack the first output."""
-        arrays = list(x.values()) if isinstance(x, Mapping) else [np.asarray(x)]
-        if len(arrays) != 1:
-            raise InvalidModelError(f"the TFLite Micro evaluation runner takes single-input models. Received: "
-                                    f"{len(arrays)} inputs. Evaluate on the host runtime instead.")
-        outs = [self.run(arrays[0][i : i + 1])[0] for i in range(len(arrays[0]))]
+        """Run every sample and stack the first output (inputs matched by name for multi-input models)."""
+        arrays = dict(x) if isinstance(x, Mapping) else {"input": np.asarray(x)}
+        if len(arrays) != len(self.input_details):
+            raise InvalidModelError(f"the model has {len(self.input_details)} input(s). Received: {len(arrays)} "
+                                    "data array(s). Pass one array per input, named after it.")
+        count = len(next(iter(arrays.values())))
+        outs = [self.run({k: v[i : i + 1] for k, v in arrays.items()})[0] for i in range(count)]
         return [np.stack([o[0] if o.shape and o.shape[0] == 1 else o for o in outs])]

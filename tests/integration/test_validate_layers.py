@@ -160,3 +160,10 @@ def test_per_layer_error_of_a_two_input_model_matches_every_int8_tensor(digits):
     assert report.int8_tensors >= 4 and report.matched == report.int8_tensors
     assert report.output_snr_db > 20 and report.weights_only_snr_db > report.output_snr_db
     assert {layer.op for layer in report.layers} >= {"CONV_2D", "FULLY_CONNECTED", "CONCATENATION"}
+    # the TFLite Micro evaluation runner feeds both inputs by name too, and agrees with LiteRT
+    from edgecompress.runtimes.micro_eval import MicroEvalRunner
+
+    micro = MicroEvalRunner(int8).predict(arrays(test.take(40)))[0]
+    host = HostRunner(int8).predict(arrays(test.take(40)))[0]
+    assert micro.shape == host.shape == (40, 10)
+    assert np.max(np.abs(micro - host)) <= 2 / 256 and np.mean(micro.argmax(1) == host.argmax(1)) >= 0.97
