@@ -20,14 +20,18 @@ from edgecompress.errors import CalibrationError, ConversionError
 IO_DTYPES = ("int8", "uint8", "float32")
 
 
-def _arrays(calibration: Any) -> np.ndarray:
+def _ordered_inputs(float_tflite: bytes, calibration: Any) -> list[np.ndarray]:
+    """The calibration arrays in the float model's input order (matched by name for multi-input models)."""
+    from edgecompress.runtimes.host import HostRunner, match_inputs
+
     x = getattr(calibration, "x", calibration)
-    if isinstance(x, dict):
-        if len(x) != 1:
-            raise CalibrationError(f"float fallback re-export supports single-input models. Received: {len(x)} "
-                                   "input arrays.")
-        x = next(iter(x.values()))
-    return np.asarray(x, np.float32)
+    details = HostRunner(float_tflite).input_details
+    try:
+        arrays = match_inputs(details, x)
+    except ValueError as exc:
+        raise CalibrationError(f"float fallback re-export: {exc}. Name the calibration arrays after the model "
+                               "inputs.") from exc
+    return [np.asarray(arr, np.float32) for arr in arrays]
 
 
 def calibrate(float_tflite: bytes, calibration: Any, *, max_samples: int = 500) -> bytes:
@@ -35,7 +39,7 @@ def calibrate(float_tflite: bytes, calibration: Any, *, max_samples: int = 500) 
 
     Args:
         float_tflite: a float32 flatbuffer (static batch 1).
-        calibration: representative samples (a ``Dataset``, array or one-entry dict).
+        calibration: representative samples (a ``Dataset``, an array, or arrays keyed by input name).
         max_samples: use at most this many.
 
     Returns:
@@ -43,13 +47,14 @@ def calibrate(float_tflite: bytes, calibration: Any, *, max_samples: int = 500) 
     """
     from tensorflow.lite.python.optimize import calibrator
 
-    x = _arrays(calibration)
-    if len(x) == 0:
+    arrays = _ordered_inputs(float_tflite, calibration)
+    count = min(len(arr) for arr in arrays)
+    if count == 0:
         raise CalibrationError("float fallback re-export needs calibration samples. Received: 0 samples.")
 
     def samples() -> Iterator[list[np.ndarray]]:
-        for i in range(min(len(x), max_samples)):
-            yield [x[i : i + 1]]
+        for i in range(min(count, max_samples)):
+            yield [arr[i : i + 1] for arr in arrays]
 
     try:
         with captured_output():

@@ -167,3 +167,9 @@ def test_per_layer_error_of_a_two_input_model_matches_every_int8_tensor(digits):
     host = HostRunner(int8).predict(arrays(test.take(40)))[0]
     assert micro.shape == host.shape == (40, 10)
     assert np.max(np.abs(micro - host)) <= 2 / 256 and np.mean(micro.argmax(1) == host.argmax(1)) >= 0.97
+    # and --fix float-fallback re-exports it: calibration arrays fed by name, the worst operator kept float
+    fixed = float_fallback(convert_float(model), arrays(train), [report.layers[0].float_tensor])
+    tensors = {t["name"]: t for t in HostRunner(fixed).interpreter.get_tensor_details()}
+    assert np.dtype(tensors[report.layers[0].float_tensor]["dtype"]) == np.float32
+    reference = model.predict(arrays(test), verbose=0)
+    assert evaluate(fixed, arrays(test), reference=reference).agreement >= 0.95
