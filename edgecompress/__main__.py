@@ -1,5 +1,5 @@
 """``python -m edgecompress`` runs the command line."""
 
-from edgecompress.cli import main
+from edgecompress.cli import run
 
-raise SystemExit(main())
+run()

@@ -62,39 +62,80 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = _InterruptFlag()
     previous = signal.signal(signal.SIGINT, interrupted.handler)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        interrupted.handling = True
+        if interrupted.seen:
+            # the KeyboardInterrupt was raised where Python ignores exceptions (a TensorFlow __del__) and the
+            # command ran to the end: its outputs are complete, so say so rather than claim nothing was written
+            print("interrupt ignored: TensorFlow's cleanup code swallowed it and the command ran to the end; the "
+                  "outputs are complete", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
+        interrupted.handling = True
         return _interrupted()
     except EdgeCompressError as exc:
+        interrupted.handling = True
         # TensorFlow's converter can swallow the KeyboardInterrupt and fail with an unrelated error instead
         if interrupted.seen:
             return _interrupted()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception:
+        interrupted.handling = True
         if interrupted.seen:
             return _interrupted()
         raise
     finally:
-        # once interrupted we are on the way out: a signal still pending inside C code must not kill the exit
-        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupted.seen else previous)
+        # the caller's handler comes back (``run`` then ignores Ctrl-C while the process exits)
+        signal.signal(signal.SIGINT, previous)
 
 
 class _InterruptFlag:
-    """Remembers that Ctrl-C was pressed, then lets Python raise KeyboardInterrupt as usual."""
+    """Remembers that Ctrl-C was pressed and raises KeyboardInterrupt, every time until the interrupt is handled.
+
+    Raising again on a second Ctrl-C matters: the first KeyboardInterrupt can land in a finalizer (TensorFlow's
+    ``__del__`` methods), where Python prints and drops it. Once ``main`` is handling an interrupt (or has
+    finished), further presses only set the flag, so they cannot break the exit path.
+    """
 
     seen = False
+    handling = False
 
     def handler(self, signum: int, frame: Any) -> None:
-        if self.seen:
-            return
         self.seen = True
+        if self.handling:
+            return
         raise KeyboardInterrupt
+
+
+def run() -> None:
+    """The ``edgecompress`` command: ``main()``, then exit with its code.
+
+    After Ctrl-C, CPython may still end the process by re-raising SIGINT (it does when the interrupt landed in
+    Python code that C called, e.g. through pybind11, even though the KeyboardInterrupt was handled), which a
+    parent sees as "killed by signal 2" rather than exit 130. So an interrupted run flushes, runs the exit
+    handlers (temporary directories) itself and leaves with exactly 130. A Ctrl-C that arrives after the work
+    finished (outputs already renamed into place) is ignored while TensorFlow tears down, so the exit code
+    reports the work, not a signal.
+    """
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == INTERRUPTED_EXIT:
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT)
+    sys.exit(code)
+
+
+INTERRUPTED_EXIT = 130
 
 
 def _interrupted() -> int:
     print("interrupted: nothing was written at the output path", file=sys.stderr)
-    return 130
+    return INTERRUPTED_EXIT
 
 
 def _preprocess_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
