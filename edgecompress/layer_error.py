@@ -50,6 +50,8 @@ _CONSTANT_OPERANDS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CON
 GAIN_CAP_DB = 40.0
 # Below this expected output-SNR gain, keeping an operator float is not worth recommending.
 FALLBACK_WORTH_DB = 1.0
+# An int8 output this far above its error (noise amplitude about 3% of the signal) is called small.
+SMALL_ERROR_SNR_DB = 30.0
 RANKING_ESTIMATED = "estimated"
 SKIP_OPS = ("DELEGATE", "QUANTIZE", "DEQUANTIZE")
 # Fixed-range outputs: a softmax at 127 is a confident 0.996, not a clipped activation.
@@ -494,7 +496,8 @@ def layer_errors(int8_model: bytes | str | os.PathLike[str], float_model: bytes 
 
 
 def diagnose(report: LayerReport) -> str | None:
-    """One sentence on where the int8 error sits: in a few operators' weights (fallback helps) or spread out.
+    """One sentence on where the int8 error sits: in a few operators' weights (fallback helps), nowhere worth
+    fixing (small), or spread over every tensor (QAT helps).
 
     Example:
         >>> diagnose(LayerReport([], 0, 0, 0, 0)) is None
@@ -508,6 +511,10 @@ def diagnose(report: LayerReport) -> str | None:
         return (f"concentrated: {worth} operator(s) lose {FALLBACK_WORTH_DB:.0f} dB or more of output SNR to their "
                 f"int8 weights (worst: {best.op} {best.tensor.split(';')[0]}, {best.fallback_gain_db:.1f} dB); "
                 "keeping them float (--fix float-fallback) or QAT for those blocks should recover most of it")
+    if report.output_snr_db >= SMALL_ERROR_SNR_DB:
+        return (f"small: the int8 output is {report.output_snr_db:.1f} dB above its error against the float model and "
+                f"no operator's int8 weights cost {FALLBACK_WORTH_DB:.0f} dB of it (largest "
+                f"{best.fallback_gain_db:.2f} dB); nothing here needs fixing")
     weights = ("" if report.weights_only_snr_db is None else
                f"the int8 weights alone leave {report.weights_only_snr_db:.1f} dB of output SNR against "
                f"{report.output_snr_db:.1f} dB for the whole int8 model, so most of the error is activation "

@@ -41,7 +41,7 @@ def test_json_output_has_the_fields_scripts_rely_on(files):
     assert 0.9 <= payload["top1"] <= 1.0 and payload["agreement"] >= 0.95
     assert payload["layers"] and {"tensor", "op", "rmse", "snr_db"} <= set(payload["layers"][0])
     diagnosis = payload["layer_matching"]["diagnosis"]
-    assert diagnosis.startswith("spread:") and any(diagnosis in note for note in payload["notes"])
+    assert diagnosis.startswith("small:") and any(diagnosis in note for note in payload["notes"])
     assert payload["layer_matching"]["weights_only_snr_db"] > payload["layer_matching"]["output_snr_db"]
 
 

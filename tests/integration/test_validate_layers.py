@@ -89,7 +89,7 @@ def test_the_diagnosis_says_whether_the_error_is_in_a_few_weights_or_spread_out(
     bad = layer_errors(models["bad_int8"], models["bad_float"], digits[1], max_samples=32)
     good = layer_errors(models["good_int8"], models["good_float"], digits[1], max_samples=32)
     assert bad.diagnosis.startswith("concentrated: 1 operator(s)") and "FULLY_CONNECTED" in bad.diagnosis
-    assert good.diagnosis.startswith("spread:") and "quantization-aware training" in good.diagnosis
+    assert good.output_snr_db >= 30 and good.diagnosis.startswith("small:")
     # the broken Dense weights are the whole error; the good model's weights cost less than its int8 model does
     assert bad.weights_only_snr_db < bad.output_snr_db + 3.0
     assert good.weights_only_snr_db > good.output_snr_db

@@ -130,3 +130,23 @@ def test_demo_report_renders_float_and_int8_rows_and_the_layer_chart():
               "operators": {"CONV_2D": 1}, "total_macs": 5, "calibration": {"file": "c.npz"}}
     page = _demo_report(report, ev, ev, LayerReport([layer], 1, 1, 1, 3)).to_html()
     assert "float32 .tflite" in page and "int8 .tflite" in page and "id='layer-chart'" in page
+
+
+def _layer_report(output_snr, gains, weights_snr=None):
+    from edgecompress.layer_error import LayerError, LayerReport
+
+    layers = [LayerError(tensor=f"t{i};x", op="CONV_2D", op_index=i, float_tensor=f"t{i}", shape=[1], rmse=0.0,
+                         snr_db=30.0, snr_drop_db=1.0, saturation=0.0, weights="per-channel", fallback_gain_db=g)
+              for i, g in enumerate(gains)]
+    return LayerReport(layers, len(layers), len(layers), len(layers), 8, output_snr_db=output_snr,
+                       weights_only_snr_db=weights_snr)
+
+
+def test_diagnosis_tells_concentrated_small_and_spread_errors_apart():
+    from edgecompress.layer_error import diagnose
+
+    assert diagnose(_layer_report(12.0, [6.0, 0.2, 1.5])).startswith("concentrated: 2 operator(s)")
+    assert "CONV_2D t0" in diagnose(_layer_report(12.0, [6.0, 0.2]))
+    assert diagnose(_layer_report(41.0, [0.1, 0.05])).startswith("small: the int8 output is 41.0 dB")
+    spread = diagnose(_layer_report(19.8, [0.2, 0.1], weights_snr=28.4))
+    assert spread.startswith("spread:") and "28.4 dB" in spread and "19.8 dB" in spread and "quantization-aware" in spread
