@@ -536,6 +536,11 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
                                f"reference={'given' if reference else 'missing'}, "
                                f"calibration={'given' if calibration is not None else 'missing'}.")
     chosen, notes = _runtime_for_target(target, runtime)
+    if device_runner is not None and chosen == "micro":
+        from edgecompress.errors import RemoteError
+
+        raise RemoteError(f"--target {target} runs TFLite Micro, but --device {device} runs the board's LiteRT "
+                          "interpreter. Drop --device to evaluate with TFLite Micro here, or pick a Linux target.")
     if device_runner is not None:
         chosen = "device"
         notes = [f"accuracy was measured on {device} with the device's own TFLite interpreter; the float reference "

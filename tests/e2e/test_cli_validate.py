@@ -121,6 +121,12 @@ def test_accuracy_over_adb_is_refused_with_the_reason(files):
     assert_clean_failure(proc, 2, "benchmark_model binary only times")
 
 
+def test_a_microcontroller_target_on_an_ssh_device_is_a_clean_error(files, tmp_path):
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--data", files["test"], "--target", "esp32-s3",
+                   "--device", "ssh://pi@127.0.0.1:1", "--known-hosts", tmp_path / "none", "--accept-new-host-key")
+    assert_clean_failure(proc, 2, "TFLite Micro", "--device")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sshd_unavailable() is not None, reason=sshd_unavailable() or "")
 def test_validate_on_a_device_over_ssh_matches_the_host_run(files, tmp_path):
