@@ -1098,4 +1098,5 @@ def _ranges_not_the_cause(scores: dict[str, dict[str, float]], winner: str, poin
     return (f"calibration: min/max ranges lose {100 * loss:.1f}% top-1 agreement on the held-out calibration "
             f"samples and the best range choice ({winner}) wins back {100 * max(gained, 0.0):.1f} points: the error "
             f"is not in the ranges but rounding accumulating over {points} int8 tensors. Quantization-aware "
-            "training (a qat stage in edgecompress compress) is what recovers it.")
+            "training recovers it: edgecompress compress MODEL --recipe qat --data TRAIN --out MODEL_qat.keras, "
+            "then export that.")

@@ -732,7 +732,8 @@ def _add_compress_parser(subparsers: Any) -> None:
         "compress", help="run a compression recipe (distill, prune, cluster, QAT) on a Keras model",
         description="Fine-tune a Keras model through the stages of a YAML recipe and save the result.")
     parser.add_argument("model", help=".keras / .h5 model (or a SavedModel directory)")
-    parser.add_argument("--recipe", required=True, help="recipe YAML (see edgecompress/data/recipes/default.yaml)")
+    parser.add_argument("--recipe", required=True,
+                        help="recipe YAML, or a shipped recipe by name: default (distill, prune, cluster, QAT), qat")
     parser.add_argument("--data", required=True, metavar="TRAIN", help="labelled training data (.npz with x, y)")
     parser.add_argument("--val", metavar="VAL", help="labelled validation data for the per-stage accuracy")
     parser.add_argument("--out", required=True, metavar="OUT.keras", help="where to save the compressed model")

@@ -521,8 +521,8 @@ def diagnose(report: LayerReport) -> str | None:
                f"rounding; ")
     return (f"spread: no operator's int8 weights cost {FALLBACK_WORTH_DB:.0f} dB of output SNR (largest "
             f"{best.fallback_gain_db:.2f} dB); {weights}it accumulates over {report.matched} int8 tensors. Keeping a "
-            "few layers float will recover little; quantization-aware training (a qat stage in edgecompress "
-            "compress) can")
+            "few layers float will recover little; quantization-aware training can (edgecompress compress MODEL "
+            "--recipe qat)")
 
 
 def rank(layers: list[LayerError]) -> None:

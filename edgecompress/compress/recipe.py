@@ -76,16 +76,23 @@ class StageResult:
 
 def default_recipe_path() -> Path:
     """The shipped recipe that shows all four stages on the digits model."""
+    return shipped_recipes()["default"]
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes that ship with edgecompress, by name (``default``: all four stages; ``qat``: QAT only)."""
     from importlib import resources
 
-    return Path(str(resources.files("edgecompress") / "data" / "recipes" / "default.yaml"))
+    folder = Path(str(resources.files("edgecompress") / "data" / "recipes"))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
 
 
 def load_recipe(source: str | Path | Mapping[str, Any]) -> list[Stage]:
     """Read and validate a recipe.
 
     Args:
-        source: a YAML file path, or the already-parsed mapping ``{"stages": [...]}``.
+        source: a YAML file path, the name of a shipped recipe (``default``, ``qat``), or the already-parsed
+            mapping ``{"stages": [...]}``.
 
     Returns:
         The stages, in order, with defaults filled in.
@@ -104,11 +111,14 @@ def load_recipe(source: str | Path | Mapping[str, Any]) -> list[Stage]:
         import yaml
 
         path = Path(source)
+        if not path.exists() and str(source) in shipped_recipes():
+            path = shipped_recipes()[str(source)]
         name = str(path)
         try:
             data = yaml.safe_load(path.read_text())
         except FileNotFoundError as exc:
-            raise RecipeError(f"{path}: no such recipe file. Pass a YAML file with a 'stages' list.") from exc
+            raise RecipeError(f"{path}: no such recipe file. Pass a YAML file with a 'stages' list, or a shipped "
+                              f"recipe: {', '.join(shipped_recipes())}.") from exc
         except (OSError, yaml.YAMLError) as exc:
             raise RecipeError(f"{path}: not a readable YAML recipe ({exc}).") from exc
     if not isinstance(data, Mapping) or not isinstance(data.get("stages"), list) or not data["stages"]:

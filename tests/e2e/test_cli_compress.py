@@ -39,6 +39,20 @@ def test_compress_json_stage_table_and_the_result_exports_full_int8(keras_file, 
     assert model["is_full_int8"] is True
 
 
+@pytest.mark.slow
+def test_the_shipped_qat_recipe_runs_by_name(keras_file, digits, tmp_path):
+    train, test = digits
+    np.savez(tmp_path / "train.npz", x=train.first, y=train.y)
+    np.savez(tmp_path / "val.npz", x=test.first, y=test.y)
+    proc = run_cli("compress", keras_file, "--recipe", "qat", "--data", tmp_path / "train.npz", "--val",
+                   tmp_path / "val.npz", "--out", tmp_path / "qat.keras", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stages = {row["stage"]: row for row in json.loads(proc.stdout)["stages"]}
+    assert list(stages) == ["input", "qat"]
+    assert stages["qat"]["accuracy"] >= stages["input"]["accuracy"] - 0.02
+    assert (tmp_path / "qat.keras").is_file()
+
+
 def test_compress_with_a_bad_recipe_names_the_stage_and_key(keras_file, calibration_npz, tmp_path):
     (tmp_path / "bad.yaml").write_text("stages:\n  - {kind: prune, sparsity: 2.0}\n")
     proc = run_cli("compress", keras_file, "--recipe", tmp_path / "bad.yaml", "--data", calibration_npz,

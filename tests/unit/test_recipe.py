@@ -53,3 +53,19 @@ def test_unreadable_and_empty_recipes(tmp_path):
     empty.write_text("stages: []\n")
     with pytest.raises(RecipeError, match="non-empty 'stages'"):
         load_recipe(empty)
+
+
+def test_shipped_recipes_load_by_name_and_a_file_of_that_name_wins(tmp_path, monkeypatch):
+    from edgecompress.compress.recipe import shipped_recipes
+
+    assert {"default", "qat"} <= set(shipped_recipes())
+    assert [stage.kind for stage in load_recipe("qat")] == ["qat"]
+    assert [stage.kind for stage in load_recipe("default")] == ["distill", "prune", "cluster", "qat"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "qat").write_text("stages:\n  - {kind: prune, sparsity: 0.5}\n")
+    assert [stage.kind for stage in load_recipe("qat")] == ["prune"]
+
+
+def test_an_unknown_recipe_name_lists_the_shipped_ones():
+    with pytest.raises(RecipeError, match="shipped recipe: default, qat"):
+        load_recipe("no-such-recipe")
