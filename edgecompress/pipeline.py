@@ -70,6 +70,10 @@ class ExportResult:
                 "timings": self.timings, "extra_files": self.extra_files, "check": self.check}
 
 
+# Top-1 disagreement with the float model on --eval above which export points at validate.
+EVAL_LOSS_WORTH_A_LOOK = 0.01
+
+
 def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str = "int8",
            allow_float_fallback: bool = False, safe_mode: bool = True, evaluation: Any = None,
            preprocess: Mapping[str, Any] | None = None, max_samples: int = 500,
@@ -150,6 +154,13 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             eval_data = _model_data(evaluation, loaded, preprocess, "evaluation")
             calibration_summary["warnings"].extend(calibration_mismatch_warnings(calib, eval_data))
             evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
+            agreement = evaluation_summary.get("agreement")
+            if agreement is not None and 1.0 - agreement > EVAL_LOSS_WORTH_A_LOOK:
+                calibration_summary["warnings"].append(
+                    f"the int8 model agrees with the float model on {100 * agreement:.2f}% of the --eval samples: "
+                    f"`edgecompress validate {out_path.name} --reference {Path(model).name} --data EVAL` shows where "
+                    "it loses them; when the error is spread over every tensor, --recipe qat in `edgecompress "
+                    "compress` is the fix")
     return ExportResult(out_path, loaded.to_dict(), result.to_dict(), model_summary, evaluation_summary,
                         timer.seconds, extra_files=extra_files, calibration=calibration_summary,
                         check=check_summary)

@@ -152,3 +152,20 @@ def test_export_for_a_microcontroller_writes_firmware_sources_with_the_measured_
     resolver = (micro / "op_resolver.h").read_text()
     assert "AddConv2D()" in resolver and "AddFullyConnected()" in resolver and "AddDepthwiseConv2D" not in resolver
     assert str(out.stat().st_size) in (micro / "model_data.cc").read_text().replace(",", "")
+
+
+@pytest.mark.slow
+def test_export_with_eval_points_at_validate_when_int8_loses_agreement(small_cnn, digits, tmp_path):
+    from tests.integration.test_validate_layers import broken_dense_model
+
+    train, test = digits
+    np.savez(tmp_path / "calib.npz", x=train.first[:200])
+    np.savez(tmp_path / "test.npz", x=test.first, y=test.y)
+    messages = {}
+    for name, model in (("good", small_cnn), ("broken", broken_dense_model(small_cnn))):
+        model.save(tmp_path / f"{name}.keras")
+        result = export(tmp_path / f"{name}.keras", tmp_path / "calib.npz", tmp_path / f"{name}.tflite",
+                        evaluation=tmp_path / "test.npz")
+        messages[name] = [w for w in result.calibration["warnings"] if "edgecompress validate" in w]
+    assert messages["good"] == []
+    assert len(messages["broken"]) == 1 and "broken.tflite --reference broken.keras" in messages["broken"][0]
