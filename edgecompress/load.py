@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError
+from edgecompress.modelguard import refuse_code_in_keras_config, refuse_side_effect_ops
 from edgecompress.zipguard import declared_expansion, is_zip_bomb
 
 KERAS_SUFFIXES = (".keras",)
@@ -105,7 +106,7 @@ def load_model(path: str | os.PathLike[str], *, safe_mode: bool = True, calibrat
         model = _load_h5(path, safe_mode)
         return _describe(path, fmt, model)
     if fmt == "savedmodel":
-        return _describe(path, fmt, _wrap_saved_model(path))
+        return _describe(path, fmt, _wrap_saved_model(path, safe_mode=safe_mode))
     return _load_onnx(path, calibration)
 
 
@@ -148,13 +149,15 @@ def _load_h5(path: Path, safe_mode: bool) -> Any:
 
     try:
         with h5py.File(path, "r") as handle:
-            has_config = "model_config" in handle.attrs
+            config = handle.attrs.get("model_config")
     except OSError as exc:
         raise LoadError(f"{path}: not a readable HDF5 file ({exc}). Check the file is a complete Keras .h5 "
                         "model.") from exc
-    if not has_config:
+    if config is None:
         raise LoadError(f"{path}: the .h5 file holds weights only (no model_config). Save the whole model "
                         "(model.save('model.h5')) or rebuild the architecture and load the weights.")
+    if safe_mode:
+        refuse_code_in_keras_config(path, config)
     keras = _keras()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
@@ -176,7 +179,9 @@ def _keras_load_error(path: Path, exc: Exception, safe_mode: bool) -> LoadError:
     return LoadError(f"{path}: Keras could not load the model ({type(exc).__name__}: {text}).")
 
 
-def _wrap_saved_model(path: Path, input_layout_note: str | None = None) -> Any:
+def _wrap_saved_model(path: Path, *, safe_mode: bool = True) -> Any:
+    if safe_mode:
+        refuse_side_effect_ops(path)
     keras = _keras()
     import tensorflow as tf
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError, RecipeError, ToolchainError
+from edgecompress.modelguard import refuse_code_in_keras_config
 
 TFMOT_STAGES = ("prune", "cluster", "qat")
 TIMEOUT_S = 3600
@@ -33,7 +34,8 @@ def run_tfmot(model: Path, stages: list[Any], train: Any, val: Any | None, out: 
         stages: validated recipe stages (prune, cluster, qat only).
         train: labelled training ``Dataset``; val: labelled validation ``Dataset`` or None.
         out: ``.tflite`` when the recipe has a qat stage (full int8), else ``.h5``.
-        safe_mode: refuse models whose config holds Lambda layers (tf_keras would run their code).
+        safe_mode: refuse models whose config holds code (Lambda layers, TFOpLambda calls outside tensor math);
+            tf_keras then loads inside its own safe-mode scope too.
         recipe: the recipe path, for the result.
 
     Returns:
@@ -59,7 +61,7 @@ def run_tfmot(model: Path, stages: list[Any], train: Any, val: Any | None, out: 
     if train.y is None:
         raise RecipeError(f"{train.source}: compression fine-tunes on labels; add an integer array 'y'.")
     if safe_mode:
-        _refuse_lambda(model)
+        _refuse_code(model)
     with tempfile.TemporaryDirectory(prefix="edgecompress-tfmot-") as tmp:
         data = Path(tmp) / "data.npz"
         arrays = {"x": train.first, "y": train.y}
@@ -72,7 +74,7 @@ def run_tfmot(model: Path, stages: list[Any], train: Any, val: Any | None, out: 
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
             proc = subprocess.run([sys.executable, "-m", "edgecompress.compress.tfmot_worker", str(model),
-                                   str(stage_file), str(data), str(out)], capture_output=True, text=True,
+                                   str(stage_file), str(data), str(out), "safe" if safe_mode else "unsafe"], capture_output=True, text=True,
                                   timeout=TIMEOUT_S, env=env, check=False)
         except subprocess.TimeoutExpired as exc:
             raise ToolchainError(f"{model}: tfmot did not finish within {TIMEOUT_S} s.") from exc
@@ -85,15 +87,17 @@ def run_tfmot(model: Path, stages: list[Any], train: Any, val: Any | None, out: 
     return {"output": str(out), "recipe": recipe, "engine": "tfmot", "stages": result["stages"]}
 
 
-def _refuse_lambda(model: Path) -> None:
+def _refuse_code(model: Path) -> None:
+    """Parse the .h5 model config and refuse layers whose loading or calling runs code (the worker also loads
+    inside tf_keras's own safe-mode scope)."""
     import h5py
 
     try:
         with h5py.File(model, "r") as handle:
-            config = handle.attrs.get("model_config", "")
+            config = handle.attrs.get("model_config")
     except OSError as exc:
         raise LoadError(f"{model}: not a readable HDF5 file ({exc}).") from exc
-    text = config.decode("utf-8", "replace") if isinstance(config, bytes) else str(config)
-    if '"class_name": "Lambda"' in text:
-        raise LoadError(f"{model}: the model contains a Lambda layer, whose Python code tf_keras would run when "
-                        "loading it. If you trust this file, pass --unsafe-load.")
+    if config is None:
+        raise LoadError(f"{model}: the .h5 file holds weights only (no model_config). Save the whole model "
+                        "(model.save('model.h5')).")
+    refuse_code_in_keras_config(model, config)

@@ -1,6 +1,6 @@
 """Subprocess worker for ``compress --engine tfmot``: run a recipe with tfmot on a legacy ``tf_keras`` model.
 
-Run as ``python -m edgecompress.compress.tfmot_worker MODEL.h5 STAGES.json DATA.npz OUT``. It lives in its own
+Run as ``python -m edgecompress.compress.tfmot_worker MODEL.h5 STAGES.json DATA.npz OUT safe|unsafe``. It lives in its own
 process because importing tfmot switches the whole process to legacy Keras (``TF_USE_LEGACY_KERAS``). Stages:
 prune, cluster and qat (tfmot has no distillation). With a qat stage the result is a full-int8 ``.tflite``
 (a tfmot QAT model cannot be loaded by Keras 3); otherwise a stripped ``.h5`` that Keras 3 loads.
@@ -18,7 +18,7 @@ import numpy as np
 
 
 def main(argv: list[str]) -> int:
-    model_path, stages_path, data_path, out = argv
+    model_path, stages_path, data_path, out, mode = argv
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
@@ -29,7 +29,11 @@ def main(argv: list[str]) -> int:
     x, y = data["x"].astype(np.float32), data["y"].astype(np.int64)
     x_val, y_val = (data["x_val"], data["y_val"]) if "x_val" in data.files else (x, y)
     tf_keras.utils.set_random_seed(0)
-    model = tf_keras.models.load_model(model_path, compile=False)
+    from tf_keras.src.saving import serialization_lib
+
+    # tf_keras's legacy .h5 loader ignores safe_mode=; its scope is what makes Lambda deserialization refuse
+    with serialization_lib.SafeModeScope(mode == "safe"):
+        model = tf_keras.models.load_model(model_path, compile=False)
     results = []
 
     def accuracy(m) -> float:
