@@ -34,7 +34,8 @@ DETECTOR_GAIN = 400.0
 
 
 def _datasets():
-    from edgecompress.calibration import Dataset, digits_dataset, load_data, shipped_calibration
+    from edgecompress.load.dataset import digits_dataset, load_data, shipped_calibration
+    from edgecompress.samples import Dataset
 
     train, test = digits_dataset()
     calib = load_data(shipped_calibration("digits") / "digits_calibration.npz", input_names=["input"],
@@ -128,9 +129,9 @@ ROWS = [("bare converter (min/max)", None, False), ("bare + bias correction", "m
 
 
 def run_model(name, model, calib, test):
-    from edgecompress.calibrate import calibrate_and_convert
-    from edgecompress.convert import convert
-    from edgecompress.validate import evaluate
+    from edgecompress.convert.calibrate import calibrate_and_convert
+    from edgecompress.convert.converter import convert
+    from edgecompress.validate.evaluate import evaluate
 
     rows = []
     for label, method, bias in ROWS:
@@ -166,9 +167,9 @@ def noise_budget(name, model, calib, test):
     activations only: the Keras model with every quantization point fake-quantized to its range, float weights;
     per tensor: each quantization point's own int8 rounding of its float values on the test split.
     """
-    from edgecompress.calibrate import collect_activations, fake_quantized_model
-    from edgecompress.convert import convert, convert_float
-    from edgecompress.layer_error import layer_errors
+    from edgecompress.convert.calibrate import collect_activations, fake_quantized_model
+    from edgecompress.convert.converter import convert, convert_float
+    from edgecompress.validate.layers import layer_errors
 
     reference = model.predict(test.first, verbose=0)
     report = layer_errors(convert(model, calib).tflite, convert_float(model), test, max_samples=len(test.first))
@@ -209,7 +210,7 @@ def range_search(name, model, calib, test, search_on, sweeps=2):
     import keras
     import tensorflow as tf
 
-    from edgecompress.calibrate import _functional, collect_activations, quantize_weights_per_channel
+    from edgecompress.convert.calibrate import _functional, collect_activations, quantize_weights_per_channel
 
     fn = _functional(keras.models.clone_model(model))
     fn.set_weights(model.get_weights())

@@ -51,7 +51,7 @@ def fit(model, train, epochs, callbacks=()):
 
 
 def to_int8(model, x) -> bytes:
-    from edgecompress import convert as conversion
+    from edgecompress.convert import converter as conversion
 
     return conversion.convert(model, x, max_samples=300).tflite
 
@@ -101,7 +101,7 @@ TFMOT_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     sys.path.insert(0, sys.argv[1])
     from benchmarks.compression import build
-    from edgecompress.calibration import digits_dataset
+    from edgecompress.load.dataset import digits_dataset
     from ai_edge_litert.interpreter import Interpreter
     import gzip
     epochs, finetune = int(sys.argv[2]), int(sys.argv[3])
@@ -177,7 +177,6 @@ def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, root)
 
-    from edgecompress.calibration import digits_dataset
     from edgecompress.compress.cluster import cluster_weights, strip_clustering
     from edgecompress.compress.distill import Distiller, make_student
     from edgecompress.compress.prune import (
@@ -187,7 +186,8 @@ def main() -> None:
         strip_pruning,
     )
     from edgecompress.compress.qat import quantize_model
-    from edgecompress.convert import convert_float
+    from edgecompress.convert.converter import convert_float
+    from edgecompress.load.dataset import digits_dataset
 
     train, test = digits_dataset()
     steps = (len(train.first) + BATCH - 1) // BATCH * args.finetune

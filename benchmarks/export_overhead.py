@@ -58,7 +58,7 @@ def ours(model_path: Path, data_path: Path, out: Path) -> int:
 def models(workdir: Path, samples: int):
     import keras
 
-    from edgecompress.calibration import digits_dataset
+    from edgecompress.load.dataset import digits_dataset
     from edgecompress.pipeline import train_demo_model
 
     train, _ = digits_dataset()

@@ -36,7 +36,7 @@ def cli(*args: object, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 def make_inputs(work: Path) -> tuple[Path, Path, dict[str, tuple[Path, Path]]]:
-    from edgecompress.calibration import digits_dataset
+    from edgecompress.load.dataset import digits_dataset
     from tests.models import train_small_cnn, write_legacy_h5
 
     train, _ = digits_dataset()

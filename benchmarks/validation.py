@@ -14,7 +14,7 @@ The top 3 are also kept float together (one re-export) against 3 random layers t
 calibration noise floor is the spread of PTQ's output SNR over five calibration subsets (290 of the 300 samples):
 a fallback re-draws the rounding of everything downstream, so a gain below that spread is not a measurement.
 QAT: ``edgecompress.compress.qat.quantize_model`` on the trained model, fine-tuned briefly, converted with
-``edgecompress.convert``, compared with the same float model (fallback is not measured for QAT: its ranges come
+``edgecompress.convert.converter``, compared with the same float model (fallback is not measured for QAT: its ranges come
 from fake-quant nodes, which the calibrate-and-denylist re-export does not use). Expected gains are printed with
 two decimals; on the two trained models they are all below 0.3 dB.
 
@@ -39,7 +39,7 @@ RANK_SAMPLES = 64
 def digits_32(dataset):
     import tensorflow as tf
 
-    from edgecompress.calibration import Dataset
+    from edgecompress.samples import Dataset
 
     x = tf.image.resize(dataset.first, (32, 32)).numpy()
     return Dataset({"input": np.repeat(x, 3, axis=-1).astype(np.float32)}, dataset.y, dataset.source + " 32x32x3")
@@ -79,7 +79,7 @@ def qat_int8(model, train, epochs: int):
     import keras
 
     from edgecompress.compress.qat import quantize_model
-    from edgecompress.convert import convert
+    from edgecompress.convert.converter import convert
 
     keras.utils.set_random_seed(0)
     qat = quantize_model(model)
@@ -103,9 +103,9 @@ def noise_floor(float_bytes, train, test, reference, *, seed: int = 0, subsets: 
     A fallback changes the rounding of everything downstream, so a measured gain smaller than this spread
     cannot be told from a different draw of the same rounding noise.
     """
-    from edgecompress.calibration import Dataset
-    from edgecompress.fallback import calibrate, quantize
-    from edgecompress.validate import evaluate
+    from edgecompress.convert.requantize import calibrate, quantize
+    from edgecompress.samples import Dataset
+    from edgecompress.validate.evaluate import evaluate
 
     rng = np.random.default_rng(seed + 2)
     first, name = train.first, next(iter(train.x))
@@ -123,11 +123,11 @@ def noise_floor(float_bytes, train, test, reference, *, seed: int = 0, subsets: 
 def measure(name, model, train, test, *, qat_epochs: int = 0, seed: int = 0):
     from scipy.stats import spearmanr
 
-    from edgecompress.convert import convert_float
-    from edgecompress.fallback import calibrate, quantize
-    from edgecompress.layer_error import layer_errors
+    from edgecompress.convert.converter import convert_float
+    from edgecompress.convert.requantize import calibrate, quantize
     from edgecompress.runtimes.host import HostRunner
-    from edgecompress.validate import evaluate
+    from edgecompress.validate.evaluate import evaluate
+    from edgecompress.validate.layers import layer_errors
 
     float_bytes = convert_float(model)
     reference = HostRunner(float_bytes).predict(test.x)[0]
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs-mobilenet", type=int, default=6)
     parser.add_argument("--qat-epochs", type=int, default=2)
     args = parser.parse_args(argv)
-    from edgecompress.calibration import digits_dataset
+    from edgecompress.load.dataset import digits_dataset
     from edgecompress.pipeline import train_demo_model
 
     train, test = digits_dataset()

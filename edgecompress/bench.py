@@ -202,7 +202,7 @@ def estimate(model: str | os.PathLike[str], target: str, *, threads: int | None 
         >>> estimate("m.tflite", "coral-edgetpu").median_ms  # doctest: +SKIP
         2.7
     """
-    from edgecompress.targets import check, load_profile
+    from edgecompress.check.checker import check, load_profile
     from edgecompress.tflite import read_model
 
     profile = load_profile(target, **(params or {}))
@@ -244,12 +244,12 @@ def compiler_estimate(model: str | os.PathLike[str], target: str, *,
     Returns:
         A ``BenchRow`` or None for targets without a predicting compiler.
     """
-    from edgecompress.targets import load_profile
+    from edgecompress.check.checker import load_profile
 
     profile = load_profile(target, **(params or {}))
     if profile.tool != "vela":
         return None
-    from edgecompress.runtimes.vela import run_vela
+    from edgecompress.toolchains.vela import run_vela
 
     options = profile.data.get("tool_options", {})
     accelerator_config = str(profile.params.get("accelerator_config", "ethos-u55-256"))
@@ -322,14 +322,14 @@ def target_threads(target: str | None, params: dict[str, Any] | None = None) -> 
     """The profile's thread count (``cost_model.accelerator.threads``), or None."""
     if not target:
         return None
-    from edgecompress.targets import load_profile
+    from edgecompress.check.checker import load_profile
 
     unit = (load_profile(target, **(params or {})).data.get("cost_model") or {}).get("accelerator", {})
     return int(unit["threads"]) if unit.get("threads") else None
 
 
 def _declared_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    from edgecompress.targets import load_profile
+    from edgecompress.check.checker import load_profile
 
     declared = load_profile(name).data.get("parameters", {})
     return {k: v for k, v in params.items() if k in declared}
@@ -363,8 +363,8 @@ def bench(model: str | os.PathLike[str], target: str, *, device: str | None = No
         >>> [r.evidence for r in bench("m.tflite", "all")]  # doctest: +SKIP
         ['measured-host', 'model-estimate', ...]
     """
+    from edgecompress.check.checker import list_targets, load_profile
     from edgecompress.errors import InvalidModelError
-    from edgecompress.targets import list_targets, load_profile
 
     paths = [Path(model)] + ([Path(float_model)] if float_model else [])
     for path in paths:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.calibration import digits_dataset
+from edgecompress.load.dataset import digits_dataset
 
 SAMPLES = 300
 SEED = 1

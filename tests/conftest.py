@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def digits():
-    from edgecompress.calibration import digits_dataset
+    from edgecompress.load.dataset import digits_dataset
 
     return digits_dataset()
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.calibration import Dataset, digits_dataset
+from edgecompress.load.dataset import digits_dataset
+from edgecompress.samples import Dataset
 
 
 def digits_rgb() -> tuple[Dataset, Dataset]:

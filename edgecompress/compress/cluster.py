@@ -16,8 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from edgecompress.compress.graph import call_with_weights, flat_layers, is_kernel_layer, map_layers
 from edgecompress.errors import RecipeError
+from edgecompress.graph import call_with_weights, flat_layers, is_kernel_layer, map_layers
 
 INITS = ("kmeans++", "linear")
 

@@ -12,8 +12,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from edgecompress.compress.graph import flat_layers
 from edgecompress.errors import RecipeError
+from edgecompress.graph import flat_layers
 
 _WIDTH_KEYS = {"Conv1D": "filters", "Conv2D": "filters", "Conv2DTranspose": "filters",
                "SeparableConv2D": "filters", "Dense": "units"}

@@ -22,8 +22,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from edgecompress.compress.graph import call_with_weights, flat_layers, is_kernel_layer, map_layers
 from edgecompress.errors import RecipeError
+from edgecompress.graph import call_with_weights, flat_layers, is_kernel_layer, map_layers
 
 _PACKAGE = "edgecompress"
 

@@ -29,8 +29,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from edgecompress.compress.graph import call_with_weights, copy_model, inline_nested
 from edgecompress.errors import ConversionError
+from edgecompress.graph import call_with_weights, copy_model, inline_nested
 
 _PACKAGE = "edgecompress"
 EMA_DECAY = 0.99

@@ -210,8 +210,8 @@ def _optimizer(settings: dict[str, Any]) -> Any:
 
 
 def run_recipe(model: Any, stages: list[Stage], train: Any, val: Any | None = None, *,
-               calibration_samples: int = 200,
-               on_epoch: Callable[[Stage, int], None] | None = None) -> tuple[Any, list[StageResult]]:
+               calibration_samples: int = 200, on_epoch: Callable[[Stage, int], None] | None = None,
+               export: Callable[[Any, Any], bytes]) -> tuple[Any, list[StageResult]]:
     """Run the stages in order on a trained Keras model.
 
     Args:
@@ -221,13 +221,15 @@ def run_recipe(model: Any, stages: list[Stage], train: Any, val: Any | None = No
         val: a labelled ``Dataset`` for the per-stage accuracy (default: ``train``).
         calibration_samples: training samples used to calibrate each stage's int8 export.
         on_epoch: called after every epoch with the stage and the epoch number (progress bars).
+        export: ``(model, calibration samples) -> int8 .tflite bytes``, for each stage's size columns (the
+            pipeline passes the converter: compression does not import a later stage).
 
     Returns:
         ``(model, results)``: the final model (plain Keras, or a QAT model that converts to clean int8) and one
         ``StageResult`` per stage, preceded by the input model's row.
 
     Example:
-        >>> final, rows = run_recipe(model, load_recipe(default_recipe_path()), train, test)  # doctest: +SKIP
+        >>> final, rows = run_recipe(model, load_recipe(default_recipe_path()), train, test, export=int8)  # doctest: +SKIP
     """
     import keras
 
@@ -247,7 +249,7 @@ def run_recipe(model: Any, stages: list[Stage], train: Any, val: Any | None = No
     val = val if val is not None else train
     x, y = train.first, train.y
     preserve: list[str] = []
-    results = [_measure("input", model, val, train, calibration_samples, 0.0)]
+    results = [_measure("input", model, val, train, calibration_samples, 0.0, export)]
 
     class Progress(keras.callbacks.Callback):
         def __init__(self, stage: Stage) -> None:
@@ -285,7 +287,8 @@ def run_recipe(model: Any, stages: list[Stage], train: Any, val: Any | None = No
             preserve.append("clusters")
         else:
             model = fit(quantize_model(model, preserve=tuple(preserve)), stage, loss=_loss(model))
-        results.append(_measure(stage.kind, model, val, train, calibration_samples, time.perf_counter() - started))
+        results.append(_measure(stage.kind, model, val, train, calibration_samples, time.perf_counter() - started,
+                                export))
     return model, results
 
 
@@ -303,10 +306,9 @@ def _loss(model: Any) -> Any:
     return keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
 
 
-def _measure(name: str, model: Any, val: Any, train: Any, calibration_samples: int, seconds: float) -> StageResult:
+def _measure(name: str, model: Any, val: Any, train: Any, calibration_samples: int, seconds: float,
+             export: Callable[[Any, Any], bytes]) -> StageResult:
     import keras
-
-    from edgecompress.convert import convert
 
     # a direct call, not predict(): predict retraces a tf.function for every new model and warns each time
     predictions = keras.ops.convert_to_numpy(model(val.first, training=False))
@@ -318,6 +320,6 @@ def _measure(name: str, model: Any, val: Any, train: Any, calibration_samples: i
     parameters = int(sum(p.size for p in params))
     nonzeros = int(sum(np.count_nonzero(p) for p in params))
     unique = max((int(np.unique(k).size) for k in kernels), default=0)
-    tflite = convert(model, train.take(calibration_samples)).tflite
+    tflite = export(model, train.take(calibration_samples))
     return StageResult(name, accuracy, parameters, nonzeros, unique, len(tflite), len(gzip.compress(tflite, 9)),
                        round(seconds, 2))

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError, RecipeError, ToolchainError
-from edgecompress.modelguard import refuse_code_in_keras_config
 
 TFMOT_STAGES = ("prune", "cluster", "qat")
 TIMEOUT_S = 3600
@@ -34,8 +33,8 @@ def run_tfmot(model: Path, stages: list[Any], train: Any, val: Any | None, out: 
         stages: validated recipe stages (prune, cluster, qat only).
         train: labelled training ``Dataset``; val: labelled validation ``Dataset`` or None.
         out: ``.tflite`` when the recipe has a qat stage (full int8), else ``.h5``.
-        safe_mode: refuse models whose config holds code (Lambda layers, TFOpLambda calls outside tensor math);
-            tf_keras then loads inside its own safe-mode scope too.
+        safe_mode: tf_keras loads the model inside its own safe-mode scope (the pipeline has already parsed
+            the config for Lambda and TFOpLambda layers with ``load.guard.refuse_code_in_h5``).
         recipe: the recipe path, for the result.
 
     Returns:
@@ -60,8 +59,6 @@ def run_tfmot(model: Path, stages: list[Any], train: Any, val: Any | None, out: 
                           f"leaves tf_keras as a converted .tflite). Pass --out ending in {wants}.")
     if train.y is None:
         raise RecipeError(f"{train.source}: compression fine-tunes on labels; add an integer array 'y'.")
-    if safe_mode:
-        _refuse_code(model)
     with tempfile.TemporaryDirectory(prefix="edgecompress-tfmot-") as tmp:
         data = Path(tmp) / "data.npz"
         arrays = {"x": train.first, "y": train.y}
@@ -85,19 +82,3 @@ def run_tfmot(model: Path, stages: list[Any], train: Any, val: Any | None, out: 
                              "model whose layers tfmot supports.")
     result = json.loads(lines[-1])
     return {"output": str(out), "recipe": recipe, "engine": "tfmot", "stages": result["stages"]}
-
-
-def _refuse_code(model: Path) -> None:
-    """Parse the .h5 model config and refuse layers whose loading or calling runs code (the worker also loads
-    inside tf_keras's own safe-mode scope)."""
-    import h5py
-
-    try:
-        with h5py.File(model, "r") as handle:
-            config = handle.attrs.get("model_config")
-    except OSError as exc:
-        raise LoadError(f"{model}: not a readable HDF5 file ({exc}).") from exc
-    if config is None:
-        raise LoadError(f"{model}: the .h5 file holds weights only (no model_config). Save the whole model "
-                        "(model.save('model.h5')).")
-    refuse_code_in_keras_config(model, config)

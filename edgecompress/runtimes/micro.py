@@ -202,7 +202,7 @@ def run_micro(model: bytes | str | os.PathLike[str], inputs: Any = None, *, samp
     data = model if isinstance(model, bytes) else Path(model).read_bytes()
     result = MicroResult(loaded=False, allocated=False, invoked=False)
     if model_info is not None:
-        from edgecompress.targets import estimate_arena_bytes
+        from edgecompress.check.checker import estimate_arena_bytes
 
         result.estimate_bytes = estimate_arena_bytes(model_info)["total"]
     from edgecompress.capture import captured_output
@@ -347,8 +347,8 @@ def write_micro_artifacts(tflite_bytes: bytes, out_dir: str | os.PathLike[str], 
         'op_resolver.h'
     """
     from edgecompress.atomic import atomic_write_text
+    from edgecompress.check.checker import micro_resolver_names
     from edgecompress.errors import OutputError
-    from edgecompress.targets import micro_resolver_names
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise OutputError(f"expected a C identifier for the model array. Received: {name!r}. Use e.g. g_model.")

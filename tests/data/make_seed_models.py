@@ -15,8 +15,8 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from edgecompress.calibration import digits_dataset
-    from edgecompress.convert import convert, convert_float, static_batch
+    from edgecompress.convert.converter import convert, convert_float, static_batch
+    from edgecompress.load.dataset import digits_dataset
 
     train, _ = digits_dataset()
     x, y = train.first, train.y

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def model_and_data(tmp_path_factory):
     keras = pytest.importorskip("keras")
-    from edgecompress.calibration import digits_dataset
+    from edgecompress.load.dataset import digits_dataset
 
     tmp = tmp_path_factory.mktemp("calibration_cli")
     train, test = digits_dataset()

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edgecompress.calibrate import calibrate_and_convert, int8_scale  # noqa: E402
-from edgecompress.calibration import digits_dataset  # noqa: E402
+from edgecompress.convert.calibrate import calibrate_and_convert, int8_scale  # noqa: E402
+from edgecompress.load.dataset import digits_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow  # trains a tiny model and converts it: ~15 s on a shared 2-core machine
 
@@ -91,7 +91,7 @@ def test_weights_stay_per_channel_symmetric_after_fake_quant_insertion(mse_expor
 
 
 def test_calibrated_model_agrees_with_the_float_model(mse_export, residual_model, digits):
-    from edgecompress.validate import evaluate
+    from edgecompress.validate.evaluate import evaluate
 
     _, test = digits
     evaluation = evaluate(mse_export[0].tflite, test.take(150), reference=residual_model)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgecompress.errors import LoadError
-from edgecompress.modelguard import refuse_code_in_keras_config
+from edgecompress.load.guard import refuse_code_in_keras_config
 from tests.e2e.helpers import ROOT, assert_clean_failure, run_cli
 
 LEGACY_LAMBDA = textwrap.dedent(r"""
@@ -149,7 +149,7 @@ def evil_saved_model(tmp_path_factory):
 
 
 def test_saved_model_with_write_file_is_refused_naming_the_op(evil_saved_model):
-    from edgecompress.load import load_model
+    from edgecompress.load.model import load_model
 
     path, marker = evil_saved_model
     with pytest.raises(LoadError, match=r"WriteFile.*--unsafe-load"):
@@ -174,6 +174,6 @@ def test_saved_model_export_and_validate_do_not_run_its_graph(evil_saved_model, 
 
 
 def test_a_plain_keras_export_saved_model_passes_the_graph_check(savedmodel_dir):
-    from edgecompress.modelguard import refuse_side_effect_ops
+    from edgecompress.load.guard import refuse_side_effect_ops
 
     refuse_side_effect_ops(savedmodel_dir)

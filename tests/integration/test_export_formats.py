@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecompress.calibration import load_data
+from edgecompress.load.dataset import load_data
 from edgecompress.pipeline import export
 from edgecompress.tflite import read_model
-from edgecompress.validate import evaluate
+from edgecompress.validate.evaluate import evaluate
 
 DYNAMIC_BATCH_OPS = {"SHAPE", "STRIDED_SLICE", "PACK"}
 
@@ -70,8 +70,8 @@ def test_onnx_exports_offline_to_full_int8(onnx_bundle, tmp_path, monkeypatch):
     assert ev.agreement >= 0.95
     assert ev.top1 >= ev.reference_top1 - 0.03
     # validate --reference model.onnx: onnxruntime outputs, and per-layer error through the same onnx2tf path
-    from edgecompress.layer_error import layer_errors
-    from edgecompress.validate import load_reference
+    from edgecompress.pipeline.reference import load_reference
+    from edgecompress.validate.layers import layer_errors
 
     ref = load_reference(onnx_bundle["model"], nhwc)
     np.testing.assert_allclose(ref.outputs, reference, atol=1e-5)
@@ -82,7 +82,7 @@ def test_onnx_exports_offline_to_full_int8(onnx_bundle, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("io_dtype", ["uint8", "float32"])
 def test_io_dtype_relaxes_only_the_model_edges(io_dtype, small_cnn, digits, tmp_path):
-    from edgecompress.convert import convert
+    from edgecompress.convert.converter import convert
 
     result = convert(small_cnn, digits[0].take(100), io_dtype=io_dtype)
     info = read_model(result.tflite)
@@ -106,7 +106,7 @@ def _model_with_sine(shape=(8, 8, 1)):
 
 
 def test_model_that_cannot_be_full_int8_names_the_float_operator(digits):
-    from edgecompress.convert import convert
+    from edgecompress.convert.converter import convert
     from edgecompress.errors import ConversionError
 
     with pytest.raises(ConversionError, match=r"cannot be made full-int8: .*SIN") as err:
@@ -115,7 +115,7 @@ def test_model_that_cannot_be_full_int8_names_the_float_operator(digits):
 
 
 def test_float_fallback_writes_mixed_model_and_says_so(digits):
-    from edgecompress.convert import convert
+    from edgecompress.convert.converter import convert
 
     result = convert(_model_with_sine(), digits[0].take(50), allow_float_fallback=True)
     assert not result.full_int8
@@ -129,7 +129,7 @@ def test_float_fallback_writes_mixed_model_and_says_so(digits):
 def test_dynamic_batch_model_converts_with_static_batch_one(digits):
     import keras
 
-    from edgecompress.convert import convert
+    from edgecompress.convert.converter import convert
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Reshape((64,)), keras.layers.Dense(10)])

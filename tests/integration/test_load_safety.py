@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from edgecompress.errors import LoadError
-from edgecompress.load import load_model
+from edgecompress.load.model import load_model
 
 LEGACY_LAMBDA = textwrap.dedent("""
     import sys

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgecompress.targets import check, load_profile
+from edgecompress.check.checker import check, load_profile
 from edgecompress.tflite import read_model
 from tests.target_corpus import CORPUS, build_corpus
 
@@ -28,7 +28,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def vela_runs(corpus):
-    from edgecompress.runtimes.vela import run_vela
+    from edgecompress.toolchains.vela import run_vela
 
     return {name: run_vela(path) for name, path in corpus.items()}
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from edgecompress.targets import check_model, load_profile
+from edgecompress.check.checker import check_model, load_profile
 from edgecompress.tflite import read_model
 from tests.target_corpus import build_model
 
@@ -49,7 +49,7 @@ def test_smaller_ethos_u_configuration_is_passed_to_vela(models):
 
 
 def test_vela_writes_the_optimised_model(models, tmp_path):
-    from edgecompress.runtimes.vela import run_vela
+    from edgecompress.toolchains.vela import run_vela
 
     out = tmp_path / "model_vela.tflite"
     result = run_vela(models["conv_pool_dense_softmax"], output_path=out)
@@ -58,7 +58,7 @@ def test_vela_writes_the_optimised_model(models, tmp_path):
 
 
 def test_bench_on_ethos_u_compiles_the_model_with_vela_once(models, monkeypatch):
-    import edgecompress.runtimes.vela as vela
+    import edgecompress.toolchains.vela as vela
     from edgecompress.bench import bench
 
     calls = []
@@ -145,7 +145,7 @@ def float_model(tmp_path_factory):
     import keras
 
     from edgecompress.capture import captured_output
-    from edgecompress.convert import convert_float
+    from edgecompress.convert.converter import convert_float
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),

@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edgecompress.calibrate import (  # noqa: E402
+from edgecompress.convert.calibrate import (  # noqa: E402
     _frozen_fake_quant_class,
     bias_corrections,
     fake_quantized_model,

@@ -1,11 +1,11 @@
-"""Range choosers of edgecompress.calibrate on synthetic distributions (numpy only, no conversion)."""
+"""Range choosers of edgecompress.convert.calibrate on synthetic distributions (numpy only, no conversion)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edgecompress.calibrate import (
+from edgecompress.convert.calibrate import (
     METHODS,
     ActivationStats,
     Histogram,
@@ -159,7 +159,7 @@ def test_a_range_clipped_far_inside_the_bulk_of_the_values_is_flagged():
 
 
 def test_auto_warns_that_ranges_are_not_the_cause_when_no_method_wins_back_half_the_loss():
-    from edgecompress.calibrate import _ranges_not_the_cause
+    from edgecompress.convert.calibrate import _ranges_not_the_cause
 
     scores = {"minmax": {"agreement": 0.96}, "percentile": {"agreement": 0.97}, "mse": {"agreement": 0.95}}
     note = _ranges_not_the_cause(scores, "percentile", 64)
@@ -167,7 +167,7 @@ def test_auto_warns_that_ranges_are_not_the_cause_when_no_method_wins_back_half_
 
 
 def test_auto_stays_quiet_when_a_method_wins_back_half_or_the_loss_is_small():
-    from edgecompress.calibrate import _ranges_not_the_cause
+    from edgecompress.convert.calibrate import _ranges_not_the_cause
 
     assert _ranges_not_the_cause({"minmax": {"agreement": 0.96}, "mse": {"agreement": 0.98}}, "mse", 10) is None
     assert _ranges_not_the_cause({"minmax": {"agreement": 0.995}, "mse": {"agreement": 0.995}}, "mse", 10) is None

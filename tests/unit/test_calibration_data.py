@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from edgecompress.calibration import Dataset, digits_dataset, load_data, shipped_calibration
 from edgecompress.errors import CalibrationError
+from edgecompress.load.dataset import digits_dataset, load_data, shipped_calibration
+from edgecompress.samples import Dataset
 
 SHAPE = [(8, 8, 1)]
 

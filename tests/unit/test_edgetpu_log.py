@@ -8,7 +8,7 @@ streamed off-chip). The operator table is illustrative.
 
 from __future__ import annotations
 
-from edgecompress.runtimes.edgetpu import edgetpu_compiler_path, parse_compiler_log, run_edgetpu_compiler
+from edgecompress.toolchains.edgetpu import edgetpu_compiler_path, parse_compiler_log, run_edgetpu_compiler
 
 RECORDED = """\
 Edge TPU Compiler version 16.0.384591198

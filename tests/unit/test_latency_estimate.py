@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from edgecompress.bench import OperatorCost, estimate, estimate_seconds
+from edgecompress.check.checker import list_targets, load_profile
 from edgecompress.runtimes.runner import Timings, percentile
-from edgecompress.targets import list_targets, load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY = ROOT / "edgecompress" / "data" / "latency"

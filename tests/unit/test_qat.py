@@ -7,7 +7,6 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edgecompress.compress.graph import call_with_weights  # noqa: E402
 from edgecompress.compress.qat import (  # noqa: E402
     QuantizeConfig,
     QuantizeWrapper,
@@ -16,6 +15,7 @@ from edgecompress.compress.qat import (  # noqa: E402
     quantize_weight,
 )
 from edgecompress.errors import ConversionError  # noqa: E402
+from edgecompress.graph import call_with_weights  # noqa: E402
 
 
 def _conv_bn(kind: str = "Conv2D") -> keras.Model:

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edgecompress.targets import check, estimate_arena_bytes, load_profile, memory_verdict
+from edgecompress.check.checker import check, estimate_arena_bytes, load_profile, memory_verdict
 
 
 @dataclasses.dataclass

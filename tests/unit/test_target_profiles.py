@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from edgecompress import targets
+from edgecompress.check import checker as targets
+from edgecompress.check.checker import _resolved, list_targets, load_profile, validate_profile_data
 from edgecompress.errors import ProfileError
-from edgecompress.targets import _resolved, list_targets, load_profile, validate_profile_data
 
 EXPECTED = {"android-nnapi", "coral-edgetpu", "raspberry-pi-4", "raspberry-pi-5", "arduino-nano-33-ble", "esp32-s3",
             "ethos-u55"}

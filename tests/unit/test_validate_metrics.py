@@ -7,16 +7,16 @@ import re
 import numpy as np
 import pytest
 
-from edgecompress.layer_error import GAIN_CAP_DB, estimated_gain_db, saturation_fraction, snr_db
-from edgecompress.report import Report, layer_chart_svg
-from edgecompress.validate import (
+from edgecompress.metrics import cosine_similarity, snr_db
+from edgecompress.report.html import Report, layer_chart_svg
+from edgecompress.validate.evaluate import (
     Evaluation,
     confusion_matrix,
-    cosine_similarity,
     gated_drop,
     top1_accuracy,
     topk_accuracy,
 )
+from edgecompress.validate.layers import GAIN_CAP_DB, estimated_gain_db, saturation_fraction
 
 
 def test_snr_of_identical_arrays_is_capped_at_120_db():
@@ -120,8 +120,8 @@ def test_report_without_optional_inputs_says_what_is_missing():
 
 
 def test_demo_report_renders_float_and_int8_rows_and_the_layer_chart():
-    from edgecompress.layer_error import LayerError, LayerReport
     from edgecompress.pipeline import _demo_report
+    from edgecompress.validate.layers import LayerError, LayerReport
 
     ev = Evaluation(n=3, top1=0.9, reference_top1=None, agreement=None, cosine_mean=None, cosine_min=None,
                     max_abs_error=None, confusion=[[1, 0], [0, 2]])
@@ -133,7 +133,7 @@ def test_demo_report_renders_float_and_int8_rows_and_the_layer_chart():
 
 
 def _layer_report(output_snr, gains, weights_snr=None):
-    from edgecompress.layer_error import LayerError, LayerReport
+    from edgecompress.validate.layers import LayerError, LayerReport
 
     layers = [LayerError(tensor=f"t{i};x", op="CONV_2D", op_index=i, float_tensor=f"t{i}", shape=[1], rmse=0.0,
                          snr_db=30.0, snr_drop_db=1.0, saturation=0.0, weights="per-channel", fallback_gain_db=g)
@@ -143,7 +143,7 @@ def _layer_report(output_snr, gains, weights_snr=None):
 
 
 def test_diagnosis_tells_concentrated_small_and_spread_errors_apart():
-    from edgecompress.layer_error import diagnose
+    from edgecompress.validate.layers import diagnose
 
     assert diagnose(_layer_report(12.0, [6.0, 0.2, 1.5])).startswith("concentrated: 2 operator(s)")
     assert "CONV_2D t0" in diagnose(_layer_report(12.0, [6.0, 0.2]))

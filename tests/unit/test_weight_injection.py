@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecompress.layer_error import _patched
 from edgecompress.tflite import read_model
+from edgecompress.validate.layers import _patched
 
 FLOAT_MODEL = Path(__file__).resolve().parents[1] / "data" / "tflite" / "conv_dw_dense_float32.tflite"
 

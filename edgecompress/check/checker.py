@@ -8,7 +8,7 @@ appears in it. Files whose name starts with ``_`` are shared fragments (``base:`
 targets.
 
 Example:
-    >>> from edgecompress.targets import load_profile, check
+    >>> from edgecompress.check.checker import load_profile, check
     >>> from edgecompress.tflite import read_model
     >>> report = check(read_model("model_int8.tflite"), load_profile("coral-edgetpu"))  # doctest: +SKIP
     >>> report.verdict  # doctest: +SKIP
@@ -1052,7 +1052,7 @@ def memory_verdict(model_info: Any, profile: Profile, *, arena_bytes: int | None
 
 def _apply_vela(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any,
                 compiled_out: str | os.PathLike[str] | None) -> None:
-    from edgecompress.runtimes.vela import (
+    from edgecompress.toolchains.vela import (
         DEFAULT_ACCELERATOR,
         DEFAULT_MEMORY_MODE,
         DEFAULT_SYSTEM_CONFIG,
@@ -1129,7 +1129,7 @@ def _apply_tflm(report: CheckReport, data: bytes, model_info: Any, profile: Prof
 
 def _apply_edgetpu(report: CheckReport, data: bytes, model_info: Any, profile: Profile, inputs: Any,
                    compiled_out: str | os.PathLike[str] | None) -> None:
-    from edgecompress.runtimes.edgetpu import run_edgetpu_compiler
+    from edgecompress.toolchains.edgetpu import run_edgetpu_compiler
 
     result = run_edgetpu_compiler(data)
     if result is None:

@@ -39,8 +39,8 @@ import numpy as np
 
 from edgecompress.capture import captured_output
 from edgecompress.errors import InvalidModelError, ToolchainError
+from edgecompress.metrics import SNR_CAP_DB, snr_db
 
-SNR_CAP_DB = 120.0
 SATURATION_WARN = 0.01
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 # Which operand positions hold constant weights and bias, per weighted operator.
@@ -131,23 +131,6 @@ class LayerReport:
                 "matched": self.matched, "matched_by_name": self.matched_by_name, "samples": self.samples,
                 "stuck_outputs": self.stuck_outputs, "ranking": self.ranking, "output_snr_db": self.output_snr_db,
                 "weights_only_snr_db": self.weights_only_snr_db, "diagnosis": self.diagnosis}
-
-
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """Signal-to-noise ratio of ``test`` against ``reference`` in dB, capped at 120 (identical arrays).
-
-    Example:
-        >>> round(snr_db(np.array([1.0, -1.0]), np.array([1.1, -1.0])), 1)
-        23.0
-    """
-    ref = np.asarray(reference, np.float64)
-    noise = float(np.sum((np.asarray(test, np.float64) - ref) ** 2))
-    signal = float(np.sum(ref**2))
-    if noise == 0.0:
-        return SNR_CAP_DB
-    if signal == 0.0:
-        return -SNR_CAP_DB
-    return float(np.clip(10.0 * np.log10(signal / noise), -SNR_CAP_DB, SNR_CAP_DB))
 
 
 def saturation_fraction(q: np.ndarray, zero_point: int, dtype: Any = np.int8) -> float:

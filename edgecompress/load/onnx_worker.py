@@ -1,6 +1,6 @@
 """Subprocess worker: ONNX -> SavedModel through onnx2tf, fully offline.
 
-Run as ``python -m edgecompress.onnx_worker MODEL.onnx OUT_DIR SAMPLES.npz``. It lives in its own process
+Run as ``python -m edgecompress.load.onnx_worker MODEL.onnx OUT_DIR SAMPLES.npz``. It lives in its own process
 because onnx2tf seeds global RNGs, calls ``sys.exit`` on errors and imports ``tf_keras``. onnx2tf fetches sample
 images from the internet for its internal check of image models; that function is replaced here by one that
 returns the user's calibration samples (or seeded uniform noise when none were given), so nothing is downloaded.

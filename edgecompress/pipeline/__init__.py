@@ -93,7 +93,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         preprocess: image-folder preprocessing (size, channels, scale, mean, std, channel_order).
         max_samples: calibrate on at most this many samples.
         calibration_method: how activation ranges are chosen: "minmax" (the bare converter), "percentile",
-            "mse", "kl" or "auto" (see ``edgecompress.calibrate``).
+            "mse", "kl" or "auto" (see ``edgecompress.convert.calibrate``).
         percentile: for "percentile" (and the percentile candidate of "auto").
         bias_correction: correct Conv/Dense biases for the mean shift of int8 weight rounding.
 
@@ -103,9 +103,9 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
     Example:
         >>> export("model.keras", "calibration/digits/digits_calibration.npz", "model_int8.tflite")  # doctest: +SKIP
     """
-    from edgecompress.calibration import load_data
-    from edgecompress.convert import convert
-    from edgecompress.load import load_model
+    from edgecompress.convert.converter import convert
+    from edgecompress.load.dataset import load_data
+    from edgecompress.pipeline.loading import load_model
     from edgecompress.tflite import read_model
 
     timer = StageTimer()
@@ -124,7 +124,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             calibration_summary = {"method": "minmax", "requested": "minmax", "engine": "converter min/max",
                                    "samples": result.calibration_samples, "warnings": []}
         else:
-            from edgecompress.calibrate import calibrate_and_convert
+            from edgecompress.convert.calibrate import calibrate_and_convert
 
             result, report = calibrate_and_convert(
                 loaded, calib, method=calibration_method, percentile=percentile, bias_correction=bias_correction,
@@ -148,7 +148,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
                                                                        dict(target_params or {}), calib)
     evaluation_summary = None
     if evaluation is not None:
-        from edgecompress.validate import evaluate
+        from edgecompress.validate.evaluate import evaluate
 
         with timer.stage("evaluate"):
             eval_data = _model_data(evaluation, loaded, preprocess, "evaluation")
@@ -169,7 +169,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
 def _check_and_write_target_files(tflite: bytes, out_path: Path, target: str, params: dict[str, Any],
                                   calibration: Any) -> tuple[dict[str, Any], list[str]]:
     """Check the exported model against ``target``; for TFLite Micro targets also write the firmware sources."""
-    from edgecompress.targets import check_model, load_profile
+    from edgecompress.check.checker import check_model, load_profile
     from edgecompress.tflite import read_model
 
     profile = load_profile(target, **params)
@@ -189,7 +189,7 @@ def _check_and_write_target_files(tflite: bytes, out_path: Path, target: str, pa
 
 def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str]:
     """Warnings when the calibration data does not look like the evaluation data (input value ranges)."""
-    from edgecompress.calibration import input_range_warning
+    from edgecompress.load.dataset import input_range_warning
 
     warnings = []
     for name, arr in evaluation.x.items():
@@ -203,7 +203,7 @@ def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str
 
 def _model_data(spec: Any, loaded: Any, preprocess: Mapping[str, Any] | None, purpose: str) -> Any:
     """Load data for ``loaded``; ONNX models accept their own NCHW layout too (see ``_to_model_layout``)."""
-    from edgecompress.calibration import load_data
+    from edgecompress.load.dataset import load_data
 
     if loaded.source_format == "onnx":
         dataset = load_data(spec, preprocess=preprocess, purpose=purpose)
@@ -252,14 +252,17 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
     Example:
         >>> compress("model.keras", "recipe.yaml", "train.npz", "small.keras")  # doctest: +SKIP
     """
-    from edgecompress.calibration import load_data
     from edgecompress.compress.recipe import load_recipe, run_recipe
-    from edgecompress.load import load_model
+    from edgecompress.load.dataset import load_data
+    from edgecompress.pipeline.loading import load_model
 
     stages = load_recipe(recipe)
     if engine == "tfmot":
         from edgecompress.compress.tfmot_engine import run_tfmot
+        from edgecompress.load.guard import refuse_code_in_h5
 
+        if safe_mode and Path(model).suffix.lower() in (".h5", ".hdf5") and Path(model).is_file():
+            refuse_code_in_h5(Path(model))
         return run_tfmot(Path(model), stages, load_data(data, purpose="evaluation"),
                          None if val is None else load_data(val, purpose="evaluation"), Path(out),
                          safe_mode=safe_mode, recipe=str(recipe))
@@ -268,10 +271,17 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
     validation = _model_data(val, loaded, None, "evaluation") if val is not None else None
     if train.y is None:
         raise CalibrationError(f"{train.source}: compression fine-tunes on labels; add an integer array 'y'.")
-    final, rows = run_recipe(loaded.model, stages, train, validation, on_epoch=on_epoch)
+    final, rows = run_recipe(loaded.model, stages, train, validation, on_epoch=on_epoch, export=_int8_bytes)
     with atomic_path(out) as tmp:
         final.save(tmp)
     return {"output": str(out), "recipe": str(recipe), "stages": [row.to_dict() for row in rows]}
+
+
+def _int8_bytes(model: Any, calibration: Any) -> bytes:
+    """The full-int8 export of a compression stage's model, for the per-stage size columns."""
+    from edgecompress.convert.converter import convert
+
+    return convert(model, calibration).tflite
 
 
 def build_demo_model(input_shape: tuple[int, ...] = (8, 8, 1), classes: int = 10) -> Any:
@@ -321,10 +331,10 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         >>> report["int8_top1"] >= report["float_top1"] - 0.01  # doctest: +SKIP
         True
     """
-    from edgecompress.calibration import digits_dataset, load_data, shipped_calibration
-    from edgecompress.convert import convert, convert_float
+    from edgecompress.convert.converter import convert, convert_float
+    from edgecompress.load.dataset import digits_dataset, load_data, shipped_calibration
     from edgecompress.tflite import read_model
-    from edgecompress.validate import evaluate
+    from edgecompress.validate.evaluate import evaluate
 
     out_dir = Path(out)
     timer = StageTimer()
@@ -341,7 +351,7 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         int8_eval = evaluate(result.tflite, test, reference=model)
         keras_top1 = float(np.mean(model.predict(test.first, verbose=0).argmax(1) == test.y))
     with timer.stage("layers"):
-        from edgecompress.layer_error import layer_errors
+        from edgecompress.validate.layers import layer_errors
 
         layers = layer_errors(result.tflite, float_bytes, test)
     with timer.stage("check"):
@@ -395,11 +405,11 @@ def _demo_compressed(model: Any, recipe: str | Path, train: Any, test: Any, cali
     import gzip
 
     from edgecompress.compress.recipe import load_recipe, run_recipe
-    from edgecompress.convert import convert
+    from edgecompress.convert.converter import convert
     from edgecompress.tflite import read_model
-    from edgecompress.validate import evaluate
+    from edgecompress.validate.evaluate import evaluate
 
-    final, rows = run_recipe(model, load_recipe(recipe), train, test)
+    final, rows = run_recipe(model, load_recipe(recipe), train, test, export=_int8_bytes)
     tflite = convert(final, calibration).tflite
     evaluation = evaluate(tflite, test, reference=model)
     float_gzip = len(gzip.compress((out_dir / "model_float.tflite").read_bytes(), 9))
@@ -425,7 +435,7 @@ def latency_rows(int8_path: Path, float_path: Path | None = None) -> list[dict[s
 
 def check_all_targets(tflite: bytes, samples: np.ndarray | None = None) -> list[Any]:
     """``check`` the model against every shipped target profile (real tools answer where installed)."""
-    from edgecompress.targets import check_model, list_targets, load_profile
+    from edgecompress.check.checker import check_model, list_targets, load_profile
 
     return [check_model(tflite, load_profile(name), inputs=None if samples is None else [samples])
             for name in list_targets()]
@@ -441,7 +451,7 @@ def _check_row(check: Any) -> dict[str, Any]:
 
 
 def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers: Any) -> Any:
-    from edgecompress.report import Report
+    from edgecompress.report.html import Report
 
     model = {"model": report["model"], "int8_bytes": report["int8_bytes"], "float_bytes": report["float_bytes"],
              "full_int8": report["full_int8"], "int8_io": report["int8_io"], "operators": report["operators"],
@@ -459,8 +469,8 @@ def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers
 
 def _runtime_for_target(target: str | None, runtime: str | None) -> tuple[str, list[str]]:
     """The evaluation runtime: TFLite Micro for profiles whose runtime is ``tflm``, host LiteRT otherwise."""
+    from edgecompress.check.checker import load_profile
     from edgecompress.errors import ProfileError
-    from edgecompress.targets import load_profile
 
     if target is None:
         return runtime or "host", []
@@ -534,9 +544,10 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         >>> result.evaluation.drop_points  # doctest: +SKIP
         0.28
     """
-    from edgecompress.calibration import load_data
     from edgecompress.errors import CalibrationError
-    from edgecompress.validate import FixResult, ValidationResult, evaluate, load_reference, model_summary
+    from edgecompress.load.dataset import load_data
+    from edgecompress.pipeline.reference import load_reference
+    from edgecompress.validate.evaluate import FixResult, ValidationResult, evaluate, model_summary
 
     device_runner = _device_runner(device, runtime, ssh_options)
     if fix is not None and fix != "float-fallback":
@@ -568,7 +579,7 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
                           arena_size=arena_size, runner=device_runner)
     layers = None
     if ref is not None and ref.float_tflite is not None:
-        from edgecompress.layer_error import layer_errors
+        from edgecompress.validate.layers import layer_errors
 
         layers = layer_errors(tflite, ref.float_tflite, dataset, max_samples=layer_samples)
         if layers.diagnosis:
@@ -580,8 +591,8 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         if layers is None or not layers.layers:
             raise CalibrationError("--fix float-fallback needs the per-layer ranking, which needs a Keras or float "
                                    ".tflite reference. Received: a reference without a float .tflite counterpart.")
-        from edgecompress.fallback import calibrate, quantize, weights_per_channel
-        from edgecompress.layer_error import FALLBACK_WORTH_DB
+        from edgecompress.convert.requantize import calibrate, quantize, weights_per_channel
+        from edgecompress.validate.layers import FALLBACK_WORTH_DB
 
         calib = load_data(calibration, purpose="calibration")
         calibrated = calibrate(ref.float_tflite, calib)
@@ -609,7 +620,7 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
     result = ValidationResult(str(model_path), evaluation, ref.to_dict() if ref else None, layers,
                               model_summary(tflite), target, fix_result, notes)
     if html is not None:
-        from edgecompress.report import Report
+        from edgecompress.report.html import Report
 
         atomic_write_text(Path(html), Report.from_validation(result).to_html())
     return result

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgecompress.runtimes.tool import run_tool
+from edgecompress.toolchains.tool import run_tool
 
 MAPPED = "Mapped to Edge TPU"
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}

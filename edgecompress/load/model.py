@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError
-from edgecompress.modelguard import refuse_code_in_keras_config, refuse_side_effect_ops
-from edgecompress.zipguard import declared_expansion, is_zip_bomb
+from edgecompress.load.guard import refuse_code_in_keras_config, refuse_side_effect_ops
+from edgecompress.load.zipguard import declared_expansion, is_zip_bomb
 
 KERAS_SUFFIXES = (".keras",)
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -111,12 +111,10 @@ def load_model(path: str | os.PathLike[str], *, safe_mode: bool = True, calibrat
 
 
 def _keras():
+    # models saved mid-compression name our wrapper layers in their config: the pipeline registers them
+    # (edgecompress.pipeline.loading) before it calls load_model
     import keras
 
-    # models saved mid-compression (pruned, clustered, QAT-wrapped) name our wrapper layers in their config
-    from edgecompress.compress import register_serializables
-
-    register_serializables()
     return keras
 
 
@@ -259,7 +257,7 @@ def _load_onnx(path: Path, calibration: Any) -> LoadedModel:
     sample_path = workdir / "samples.npz"
     arrays = _onnx_samples(calibration)
     np.savez(sample_path, **arrays)
-    cmd = [sys.executable, "-m", "edgecompress.onnx_worker", str(path), str(saved_model), str(sample_path)]
+    cmd = [sys.executable, "-m", "edgecompress.load.onnx_worker", str(path), str(saved_model), str(sample_path)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=ONNX_TIMEOUT_S, env=env, check=False,

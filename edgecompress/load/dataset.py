@@ -7,7 +7,6 @@ and every problem is one sentence naming the file, what was expected and how to 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,62 +16,12 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import CalibrationError
+from edgecompress.samples import MIN_CALIBRATION_SAMPLES, RECOMMENDED_CALIBRATION_SAMPLES, Dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PREPROCESS_FILE = "preprocess.yaml"
-MIN_CALIBRATION_SAMPLES = 10
-RECOMMENDED_CALIBRATION_SAMPLES = 100
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.25
-
-
-@dataclasses.dataclass
-class Dataset:
-    """Samples for calibration or evaluation.
-
-    Args:
-        x: one float32 array per model input, keyed by input name, batch axis first.
-        y: integer class labels (one per sample), or None.
-        source: where the data came from, for messages and reports.
-
-    Example:
-        >>> ds = Dataset({"image": np.zeros((4, 8, 8, 1), np.float32)}, np.arange(4), "zeros")
-        >>> len(ds)
-        4
-    """
-
-    x: dict[str, np.ndarray]
-    y: np.ndarray | None = None
-    source: str = "<memory>"
-
-    def __len__(self) -> int:
-        return int(next(iter(self.x.values())).shape[0]) if self.x else 0
-
-    @property
-    def first(self) -> np.ndarray:
-        """The array of the first (often only) input."""
-        return next(iter(self.x.values()))
-
-    def sample(self, i: int) -> dict[str, np.ndarray]:
-        """One sample, each input with a batch axis of 1."""
-        return {name: arr[i : i + 1] for name, arr in self.x.items()}
-
-    def take(self, n: int) -> Dataset:
-        """The first ``n`` samples."""
-        return Dataset({k: v[:n] for k, v in self.x.items()}, None if self.y is None else self.y[:n], self.source)
-
-    def subset(self, indices: np.ndarray) -> Dataset:
-        """The samples at ``indices``."""
-        return Dataset({k: v[indices] for k, v in self.x.items()},
-                       None if self.y is None else self.y[indices], self.source)
-
-    def shuffled(self, seed: int) -> Dataset:
-        """The samples in a seeded random order."""
-        return self.subset(np.random.default_rng(seed).permutation(len(self)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "samples": len(self), "labels": self.y is not None,
-                "inputs": {k: list(v.shape[1:]) for k, v in self.x.items()}}
 
 
 def digits_dataset() -> tuple[Dataset, Dataset]:
@@ -193,7 +142,7 @@ def _from_path_or_callable_spec(spec: str, names: list[str] | None,
 def _from_numpy_file(path: Path, names: list[str] | None) -> Dataset:
     import zipfile
 
-    from edgecompress.zipguard import declared_expansion, is_zip_bomb
+    from edgecompress.load.zipguard import declared_expansion, is_zip_bomb
 
     if zipfile.is_zipfile(path) and is_zip_bomb(path):
         declared, size = declared_expansion(path)

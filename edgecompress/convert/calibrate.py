@@ -375,7 +375,7 @@ def _functional(model: Any) -> Any:
     if isinstance(model, keras.Sequential) or not hasattr(model, "_nodes_by_depth"):
         model = keras.Model(inputs, outputs, name=model.name)
     if any(isinstance(layer, keras.Model) for layer in model.layers):
-        from edgecompress.compress.graph import inline_nested
+        from edgecompress.graph import inline_nested
 
         model = inline_nested(model)  # a backbone inside a head: calibrate its layers, not one opaque output
     return model
@@ -481,7 +481,7 @@ class ActivationStats:
 
 
 def _input_arrays(fn: Any, calibration: Any) -> tuple[list[str], dict[str, np.ndarray]]:
-    from edgecompress.convert import _as_arrays
+    from edgecompress.convert.converter import _as_arrays
 
     names = [t.name.split(":")[0] for t in fn.inputs]
     return names, _as_arrays(calibration, names)
@@ -835,8 +835,8 @@ def heavily_clipped(stats: ActivationStats, ranges: dict[str, tuple[float, float
 
 
 def _score(tflite: bytes, holdout: dict[str, np.ndarray], reference: np.ndarray) -> dict[str, float]:
+    from edgecompress.metrics import cosine_similarity
     from edgecompress.runtimes.host import HostRunner
-    from edgecompress.validate import cosine_similarity
 
     outputs = HostRunner(tflite).predict(holdout)[0].reshape(reference.shape)
     flat_out, flat_ref = outputs.reshape(len(outputs), -1), reference.reshape(len(reference), -1)
@@ -935,7 +935,7 @@ class CalibrationReport:
 
 
 def _stability_warnings(stability: dict[str, Any], samples: int) -> list[str]:
-    from edgecompress.calibration import RECOMMENDED_CALIBRATION_SAMPLES
+    from edgecompress.samples import RECOMMENDED_CALIBRATION_SAMPLES
 
     messages = []
     if samples < RECOMMENDED_CALIBRATION_SAMPLES:
@@ -956,7 +956,7 @@ def _stability_warnings(stability: dict[str, Any], samples: int) -> list[str]:
 def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str, np.ndarray],
                   updates: dict[str, list[np.ndarray]], percentile: float, convert_kwargs: dict[str, Any]
                   ) -> tuple[Any, dict[str, tuple[float, float]], dict[str, Any] | None]:
-    from edgecompress.convert import convert
+    from edgecompress.convert.converter import convert
 
     if method == "minmax":
         target = bias_corrected_model(fn, updates) if updates else fn
@@ -1008,7 +1008,7 @@ def calibrate_and_convert(model: Any, calibration: Any, *, method: str = "mse",
         >>> report.method, report.auto["scores"]["mse"]["agreement"]  # doctest: +SKIP
         ('mse', 0.99)
     """
-    from edgecompress.calibration import MIN_CALIBRATION_SAMPLES
+    from edgecompress.samples import MIN_CALIBRATION_SAMPLES
 
     if method not in CHOICES:
         raise CalibrationError(f"calibration method must be one of {', '.join(CHOICES)}. Received: {method!r}.")

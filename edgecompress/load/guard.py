@@ -194,3 +194,22 @@ def _input_closure(nodes: dict[str, Any], roots: list[str]) -> set[str]:
             if source in nodes and source not in seen:
                 stack.append(source)
     return seen
+
+
+def refuse_code_in_h5(path: Path) -> None:
+    """``refuse_code_in_keras_config`` on a legacy ``.h5`` file's ``model_config``.
+
+    Example:
+        >>> refuse_code_in_h5(Path("legacy.h5"))  # doctest: +SKIP
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            config = handle.attrs.get("model_config")
+    except OSError as exc:
+        raise LoadError(f"{path}: not a readable HDF5 file ({exc}).") from exc
+    if config is None:
+        raise LoadError(f"{path}: the .h5 file holds weights only (no model_config). Save the whole model "
+                        "(model.save('model.h5')).")
+    refuse_code_in_keras_config(path, config)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import ToolchainError
-from edgecompress.runtimes.tool import run_tool
+from edgecompress.toolchains.tool import run_tool
 
 DEFAULT_ACCELERATOR = "ethos-u55-256"
 DEFAULT_SYSTEM_CONFIG = "Ethos_U55_High_End_Embedded"

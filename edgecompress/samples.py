@@ -1,0 +1,82 @@
+"""The samples that cross every stage: arrays keyed by model input name, optional labels, where they came from.
+
+``load.dataset`` reads files into a ``Dataset``; convert, validate and the runtimes consume it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+MIN_CALIBRATION_SAMPLES = 10
+RECOMMENDED_CALIBRATION_SAMPLES = 100
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Samples for calibration or evaluation.
+
+    Args:
+        x: one float32 array per model input, keyed by input name, batch axis first.
+        y: integer class labels (one per sample), or None.
+        source: where the data came from, for messages and reports.
+
+    Example:
+        >>> ds = Dataset({"image": np.zeros((4, 8, 8, 1), np.float32)}, np.arange(4), "zeros")
+        >>> len(ds)
+        4
+    """
+
+    x: dict[str, np.ndarray]
+    y: np.ndarray | None = None
+    source: str = "<memory>"
+
+    def __len__(self) -> int:
+        return int(next(iter(self.x.values())).shape[0]) if self.x else 0
+
+    @property
+    def first(self) -> np.ndarray:
+        """The array of the first (often only) input."""
+        return next(iter(self.x.values()))
+
+    def sample(self, i: int) -> dict[str, np.ndarray]:
+        """One sample, each input with a batch axis of 1."""
+        return {name: arr[i : i + 1] for name, arr in self.x.items()}
+
+    def take(self, n: int) -> Dataset:
+        """The first ``n`` samples."""
+        return Dataset({k: v[:n] for k, v in self.x.items()}, None if self.y is None else self.y[:n], self.source)
+
+    def subset(self, indices: np.ndarray) -> Dataset:
+        """The samples at ``indices``."""
+        return Dataset({k: v[indices] for k, v in self.x.items()},
+                       None if self.y is None else self.y[indices], self.source)
+
+    def shuffled(self, seed: int) -> Dataset:
+        """The samples in a seeded random order."""
+        return self.subset(np.random.default_rng(seed).permutation(len(self)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "samples": len(self), "labels": self.y is not None,
+                "inputs": {k: list(v.shape[1:]) for k, v in self.x.items()}}
+
+
+def as_dataset(data: Any, source: str = "<memory>") -> Dataset:
+    """``data`` as a ``Dataset`` without reading files: a ``Dataset``, arrays keyed by input name, or one array.
+
+    Files, folders and callables are read (and checked) by ``edgecompress.load.dataset.load_data``.
+
+    Example:
+        >>> len(as_dataset(np.zeros((3, 4), np.float32)))
+        3
+    """
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, np.ndarray):
+        return Dataset({"input": data}, None, source)
+    if isinstance(data, dict):
+        return Dataset({str(k): np.asarray(v) for k, v in data.items()}, None, source)
+    raise TypeError(f"expected a Dataset, a dict of arrays or an array. Received: {type(data).__name__}; read "
+                    "files with edgecompress.load_data first.")
