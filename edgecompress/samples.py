@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -80,3 +81,28 @@ def as_dataset(data: Any, source: str = "<memory>") -> Dataset:
         return Dataset({str(k): np.asarray(v) for k, v in data.items()}, None, source)
     raise TypeError(f"expected a Dataset, a dict of arrays or an array. Received: {type(data).__name__}; read "
                     "files with edgecompress.load_data first.")
+
+
+def match_inputs(input_details: list[dict[str, Any]], inputs: Any) -> list[Any]:
+    """Order ``inputs`` (an array, or arrays keyed by input name) as the interpreter's ``input_details``.
+
+    A key matches an input whose tensor name equals it, extends it (``serving_default_<key>:0``) or contains it.
+
+    Raises:
+        ValueError: an input has no array.
+    """
+    if not isinstance(inputs, Mapping):
+        return [inputs]
+    if len(input_details) == 1 and len(inputs) == 1:
+        return [next(iter(inputs.values()))]
+    ordered = []
+    for detail in input_details:
+        name = detail["name"]
+        match = next((v for k, v in inputs.items() if k == name or name.startswith(f"serving_default_{k}")
+                      or name.split(":")[0] == k), None)
+        if match is None:
+            match = next((v for k, v in inputs.items() if k in name), None)
+        if match is None:
+            raise ValueError(f"no input data for model input '{name}' (given: {', '.join(inputs)})")
+        ordered.append(match)
+    return ordered

@@ -22,7 +22,8 @@ IO_DTYPES = ("int8", "uint8", "float32")
 
 def _ordered_inputs(float_tflite: bytes, calibration: Any) -> list[np.ndarray]:
     """The calibration arrays in the float model's input order (matched by name for multi-input models)."""
-    from edgecompress.runtimes.host import HostRunner, match_inputs
+    from edgecompress.runtimes.host import HostRunner
+    from edgecompress.samples import match_inputs
 
     x = getattr(calibration, "x", calibration)
     details = HostRunner(float_tflite).input_details

@@ -20,6 +20,7 @@ import numpy as np
 from edgecompress.capture import captured_output
 from edgecompress.errors import InvalidModelError, ToolchainError
 from edgecompress.runtimes.runner import Measurement, Timings
+from edgecompress.samples import match_inputs
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -27,31 +28,6 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
     info = np.iinfo(dtype)
     q = np.round(np.asarray(x, np.float32) / scale) + zero_point
     return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def match_inputs(input_details: list[dict[str, Any]], inputs: Any) -> list[Any]:
-    """Order ``inputs`` (an array, or arrays keyed by input name) as the interpreter's ``input_details``.
-
-    A key matches an input whose tensor name equals it, extends it (``serving_default_<key>:0``) or contains it.
-
-    Raises:
-        ValueError: an input has no array.
-    """
-    if not isinstance(inputs, Mapping):
-        return [inputs]
-    if len(input_details) == 1 and len(inputs) == 1:
-        return [next(iter(inputs.values()))]
-    ordered = []
-    for detail in input_details:
-        name = detail["name"]
-        match = next((v for k, v in inputs.items() if k == name or name.startswith(f"serving_default_{k}")
-                      or name.split(":")[0] == k), None)
-        if match is None:
-            match = next((v for k, v in inputs.items() if k in name), None)
-        if match is None:
-            raise ValueError(f"no input data for model input '{name}' (given: {', '.join(inputs)})")
-        ordered.append(match)
-    return ordered
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

@@ -64,7 +64,7 @@ class MicroEvalRunner:
 
     def run(self, sample: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Invoke once on one sample (an array, or arrays keyed by input name; batch axis optional)."""
-        from edgecompress.runtimes.host import match_inputs
+        from edgecompress.samples import match_inputs
 
         try:
             values = match_inputs(self.input_details, sample)

@@ -237,7 +237,8 @@ def _samples(data: Any, limit: int) -> list[dict[str, np.ndarray]]:
 
 def _feed(interpreter: Any, sample: Mapping[str, np.ndarray]) -> None:
     """Set every model input from ``sample`` (matched by name), quantizing floats for integer inputs."""
-    from edgecompress.runtimes.host import match_inputs, quantize
+    from edgecompress.runtimes.host import quantize
+    from edgecompress.samples import match_inputs
 
     details = interpreter.get_input_details()
     try:

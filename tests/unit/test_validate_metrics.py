@@ -120,7 +120,7 @@ def test_report_without_optional_inputs_says_what_is_missing():
 
 
 def test_demo_report_renders_float_and_int8_rows_and_the_layer_chart():
-    from edgecompress.pipeline import _demo_report
+    from edgecompress.pipeline.demo import _demo_report
     from edgecompress.validate.layers import LayerError, LayerReport
 
     ev = Evaluation(n=3, top1=0.9, reference_top1=None, agreement=None, cosine_mean=None, cosine_min=None,

@@ -1,0 +1,63 @@
+"""``compress``: load -> run a recipe (ours, or tfmot in a subprocess) -> write the compressed model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgecompress.atomic import atomic_path
+from edgecompress.errors import CalibrationError
+from edgecompress.pipeline.model_data import model_data
+
+
+def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, *, val: Any = None,
+             safe_mode: bool = True, on_epoch: Any = None, engine: str = "keras") -> dict[str, Any]:
+    """Run a compression recipe on a model file and save the result atomically as ``.keras``.
+
+    Args:
+        model: a ``.keras``/``.h5`` file or SavedModel directory (a trained float model).
+        recipe: the recipe YAML.
+        data: labelled training data (anything ``load_data`` accepts).
+        out: the output ``.keras`` path.
+        val: labelled validation data for per-stage accuracy (default: the training data).
+        safe_mode: Keras safe mode for loading.
+        on_epoch: progress callback ``(stage, epoch)``.
+        engine: "keras" (ours, Keras 3) or "tfmot" (tfmot on a legacy ``tf_keras`` ``.h5``, in a subprocess;
+            prune, cluster and qat stages; with qat the output is a full-int8 ``.tflite``, else an ``.h5``).
+
+    Returns:
+        ``{"output", "recipe", "stages": [StageResult.to_dict(), ...]}``.
+
+    Example:
+        >>> compress("model.keras", "recipe.yaml", "train.npz", "small.keras")  # doctest: +SKIP
+    """
+    from edgecompress.compress.recipe import load_recipe, run_recipe
+    from edgecompress.load.dataset import load_data
+    from edgecompress.pipeline.loading import load_model
+
+    stages = load_recipe(recipe)
+    if engine == "tfmot":
+        from edgecompress.compress.tfmot_engine import run_tfmot
+        from edgecompress.load.guard import refuse_code_in_h5
+
+        if safe_mode and Path(model).suffix.lower() in (".h5", ".hdf5") and Path(model).is_file():
+            refuse_code_in_h5(Path(model))
+        return run_tfmot(Path(model), stages, load_data(data, purpose="evaluation"),
+                         None if val is None else load_data(val, purpose="evaluation"), Path(out),
+                         safe_mode=safe_mode, recipe=str(recipe))
+    loaded = load_model(model, safe_mode=safe_mode)
+    train = model_data(data, loaded, None, "calibration")
+    validation = model_data(val, loaded, None, "evaluation") if val is not None else None
+    if train.y is None:
+        raise CalibrationError(f"{train.source}: compression fine-tunes on labels; add an integer array 'y'.")
+    final, rows = run_recipe(loaded.model, stages, train, validation, on_epoch=on_epoch, export=int8_bytes)
+    with atomic_path(out) as tmp:
+        final.save(tmp)
+    return {"output": str(out), "recipe": str(recipe), "stages": [row.to_dict() for row in rows]}
+
+
+def int8_bytes(model: Any, calibration: Any) -> bytes:
+    """The full-int8 export of a compression stage's model, for the per-stage size columns."""
+    from edgecompress.convert.converter import convert
+
+    return convert(model, calibration).tflite

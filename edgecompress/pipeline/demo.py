@@ -1,0 +1,180 @@
+"""``demo``: train the digits CNN, export, evaluate, check every target, bench, and write the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from edgecompress.pipeline.compressing import int8_bytes
+from edgecompress.pipeline.targets import (
+    check_all_targets,
+    check_row,
+    latency_rows,
+)
+from edgecompress.pipeline.timing import StageTimer
+
+DEMO_SEED = 0
+
+
+DEMO_EPOCHS = 30
+
+
+def build_demo_model(input_shape: tuple[int, ...] = (8, 8, 1), classes: int = 10) -> Any:
+    """The demo's small CNN for 8x8 digits: two convolutions, pooling and a dense classifier."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape, name="input"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+        keras.layers.MaxPooling2D(2, name="pool"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(64, activation="relu", name="dense"),
+        keras.layers.Dense(classes, activation="softmax", name="probs"),
+    ], name="digits_cnn")
+
+
+def train_demo_model(train: Any, *, epochs: int = DEMO_EPOCHS, seed: int = DEMO_SEED) -> Any:
+    """Train the demo CNN on the digits training split with fixed seeds."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_demo_model(tuple(train.first.shape[1:]))
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(train.first, train.y, epochs=epochs, batch_size=32, verbose=0, shuffle=True)
+    return model
+
+
+def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int = DEMO_SEED,
+         recipe: str | Path | None = None) -> dict[str, Any]:
+    """Train the digits CNN, export it to full int8 on the shipped calibration set, evaluate and report.
+
+    Args:
+        out: output directory for ``model.keras``, ``model_float.tflite``, ``model_int8.tflite`` and
+            ``report.json``.
+        epochs: training epochs.
+        seed: the seed for weights and shuffling.
+        recipe: a compression recipe to run on the trained model too; the compressed model is exported,
+            evaluated and reported beside the plain int8 one (``compressed.keras``, ``compressed_int8.tflite``).
+
+    Returns:
+        The report as a dict (also written to ``report.json``).
+
+    Example:
+        >>> report = demo("build/demo")  # doctest: +SKIP
+        >>> report["int8_top1"] >= report["float_top1"] - 0.01  # doctest: +SKIP
+        True
+    """
+    from edgecompress.convert.converter import convert, convert_float
+    from edgecompress.load.dataset import digits_dataset, load_data, shipped_calibration
+    from edgecompress.tflite import read_model
+    from edgecompress.validate.evaluate import evaluate
+
+    out_dir = Path(out)
+    timer = StageTimer()
+    train, test = digits_dataset()
+    calib_file = shipped_calibration("digits") / "digits_calibration.npz"
+    with timer.stage("train"):
+        model = train_demo_model(train, epochs=epochs, seed=seed)
+    calibration = load_data(calib_file, input_names=["input"], input_shapes=[(8, 8, 1)])
+    with timer.stage("convert"):
+        float_bytes = convert_float(model)
+        result = convert(model, calibration)
+    with timer.stage("evaluate"):
+        float_eval = evaluate(float_bytes, test)
+        int8_eval = evaluate(result.tflite, test, reference=model)
+        keras_top1 = float(np.mean(model.predict(test.first, verbose=0).argmax(1) == test.y))
+    with timer.stage("layers"):
+        from edgecompress.validate.layers import layer_errors
+
+        layers = layer_errors(result.tflite, float_bytes, test)
+    with timer.stage("check"):
+        checks = check_all_targets(result.tflite, test.first[:20])
+    info = read_model(result.tflite)
+    report = {
+        "model": "digits_cnn (sklearn digits, 8x8x1, 10 classes)",
+        "train_samples": len(train),
+        "test_samples": len(test),
+        "calibration": {"file": f"calibration/digits/{calib_file.name}", "samples": len(calibration)},
+        "epochs": epochs,
+        "seed": seed,
+        "keras_top1": keras_top1,
+        "float_top1": float_eval.top1,
+        "int8_top1": int8_eval.top1,
+        "drop_points": round(100.0 * (float_eval.top1 - int8_eval.top1), 4),
+        "agreement": int8_eval.agreement,
+        "cosine_mean": int8_eval.cosine_mean,
+        "float_bytes": len(float_bytes),
+        "int8_bytes": len(result.tflite),
+        "full_int8": info.is_full_int8,
+        "int8_io": [t.dtype for t in (info.tensors[i] for i in info.inputs + info.outputs)],
+        "operators": info.to_dict().get("op_histogram", {}),
+        "total_macs": info.total_macs,
+        "timings_s": timer.seconds,
+        "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
+        "worst_layers": [layer.to_dict() for layer in layers.layers[:3]],
+        "error_diagnosis": layers.diagnosis,
+        "weights_only_snr_db": layers.weights_only_snr_db,
+        "targets": [check_row(c) for c in checks],
+    }
+    with atomic_path(out_dir / "model.keras") as tmp:
+        model.save(tmp)
+    atomic_write_bytes(out_dir / "model_float.tflite", float_bytes)
+    atomic_write_bytes(out_dir / "model_int8.tflite", result.tflite)
+    if recipe is not None:
+        with timer.stage("compress"):
+            report["compressed"] = _demo_compressed(model, recipe, train, test, calibration, len(float_bytes),
+                                                    out_dir)
+        report["files"] += ["compressed.keras", "compressed_int8.tflite"]
+    with timer.stage("bench"):
+        report["latency"] = latency_rows(out_dir / "model_int8.tflite", out_dir / "model_float.tflite")
+    report["timings_s"] = timer.seconds
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.html", _demo_report(report, float_eval, int8_eval, layers).to_html())
+    return report
+
+
+def _demo_compressed(model: Any, recipe: str | Path, train: Any, test: Any, calibration: Any, float_bytes: int,
+                     out_dir: Path) -> dict[str, Any]:
+    import gzip
+
+    from edgecompress.compress.recipe import load_recipe, run_recipe
+    from edgecompress.convert.converter import convert
+    from edgecompress.tflite import read_model
+    from edgecompress.validate.evaluate import evaluate
+
+    final, rows = run_recipe(model, load_recipe(recipe), train, test, export=int8_bytes)
+    tflite = convert(final, calibration).tflite
+    evaluation = evaluate(tflite, test, reference=model)
+    float_gzip = len(gzip.compress((out_dir / "model_float.tflite").read_bytes(), 9))
+    with atomic_path(out_dir / "compressed.keras") as tmp:
+        final.save(tmp)
+    atomic_write_bytes(out_dir / "compressed_int8.tflite", tflite)
+    info = read_model(tflite)
+    return {"recipe": str(recipe), "stages": [row.to_dict() for row in rows], "int8_top1": evaluation.top1,
+            "agreement_with_float": evaluation.agreement, "int8_bytes": len(tflite),
+            "gzip_bytes": len(gzip.compress(tflite, 9)), "float_gzip_bytes": float_gzip,
+            "gzip_ratio_vs_float": round(float_gzip / len(gzip.compress(tflite, 9)), 2),
+            "total_macs": info.total_macs, "full_int8": info.is_full_int8, "float_bytes": float_bytes}
+
+
+def _demo_report(report: dict[str, Any], float_eval: Any, int8_eval: Any, layers: Any) -> Any:
+    from edgecompress.report.html import Report
+
+    model = {"model": report["model"], "int8_bytes": report["int8_bytes"], "float_bytes": report["float_bytes"],
+             "full_int8": report["full_int8"], "int8_io": report["int8_io"], "operators": report["operators"],
+             "total_macs": report["total_macs"], "calibration": report["calibration"]["file"]}
+    accuracy = [{"name": "float32 .tflite", **float_eval.to_dict()}, {"name": "int8 .tflite", **int8_eval.to_dict()}]
+    notes = [f"per-layer: {layers.matched} of {layers.int8_tensors} int8 tensors matched a float tensor, over "
+             f"{layers.samples} held-out samples"]
+    if layers.diagnosis:
+        notes.append(f"where the int8 error is: {layers.diagnosis}")
+    return Report(f"edgecompress demo: {report['model']}", model, accuracy, [lay.to_dict() for lay in layers.layers],
+                  int8_eval.confusion, checks=report.get("targets"),
+                  latency=[{"target": f"{r['target']} ({r['dtype'] or 'int8'})", "ms": r["median_ms"], "kind": r["evidence"]}
+                           for r in report.get("latency", [])], notes=notes)

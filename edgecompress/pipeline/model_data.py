@@ -1,0 +1,52 @@
+"""Data for a loaded model: read with its input names and shapes; ONNX models also take their NCHW layout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from edgecompress.errors import CalibrationError
+
+
+def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str]:
+    """Warnings when the calibration data does not look like the evaluation data (input value ranges)."""
+    from edgecompress.load.dataset import input_range_warning
+
+    warnings = []
+    for name, arr in evaluation.x.items():
+        data = calibration.x.get(name) if name in calibration.x else calibration.first
+        view = type(calibration)({name: data}, None, calibration.source)
+        warning = input_range_warning(view, (float(arr.min()), float(arr.max())))
+        if warning:
+            warnings.append(warning + f" (compared with the evaluation data {evaluation.source})")
+    return warnings
+
+
+def model_data(spec: Any, loaded: Any, preprocess: Mapping[str, Any] | None, purpose: str) -> Any:
+    """Load data for ``loaded``; ONNX models accept their own NCHW layout too (see ``to_model_layout``)."""
+    from edgecompress.load.dataset import load_data
+
+    if loaded.source_format == "onnx":
+        dataset = load_data(spec, preprocess=preprocess, purpose=purpose)
+        return to_model_layout(dataset, loaded)
+    return load_data(spec, input_names=loaded.input_names, input_shapes=loaded.input_shapes,
+                     preprocess=preprocess, purpose=purpose)
+
+
+def to_model_layout(dataset: Any, loaded: Any) -> Any:
+    """ONNX models come out of onnx2tf channels-last: transpose NCHW data to NHWC when that makes it fit."""
+    if loaded.source_format != "onnx":
+        return dataset
+    fixed = {}
+    for (name, arr), shape in zip(dataset.x.items(), loaded.input_shapes, strict=False):
+        expected = tuple(shape)
+        if arr.ndim == 4 and tuple(arr.shape[1:]) != expected and (arr.shape[2], arr.shape[3], arr.shape[1]) == expected:
+            arr = arr.transpose(0, 2, 3, 1)
+            note = f"input '{name}' data transposed from NCHW to NHWC"
+            if note not in loaded.notes:
+                loaded.notes.append(note)
+        if tuple(arr.shape[1:]) != expected:
+            raise CalibrationError(f"{dataset.source}: expected samples of shape {expected} (NHWC) or the ONNX "
+                                   f"NCHW layout for input '{name}'. Received: shape={tuple(arr.shape[1:])}.")
+        fixed[loaded.input_names[len(fixed)]] = arr
+    return type(dataset)(fixed, dataset.y, dataset.source)
