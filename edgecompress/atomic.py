@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,14 +33,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         >>> with atomic_path("model.keras") as tmp:  # doctest: +SKIP
         ...     model.save(tmp)
     """
-    final = Path(path)
+    final = _checked_destination(path)
     parent = final.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{parent}: cannot create the output directory ({exc.strerror}). "
                           "Choose a writable --out location.") from exc
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", suffix=final.suffix, dir=parent)
+    try:
+        # a short prefix: the temporary name must fit wherever the final name fits
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name[:32]}.tmp-", suffix=final.suffix[:16], dir=parent)
+    except OSError as exc:
+        raise _output_error(final, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # callers such as keras.Model.save want to create the file themselves
@@ -57,7 +62,58 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if isinstance(exc, PermissionError):
             raise OutputError(f"{final}: permission denied; nothing was written. "
                               "Choose a writable --out location.") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise _output_error(final, exc) from exc
         raise
+
+
+def _checked_destination(path: str | os.PathLike[str]) -> Path:
+    """The output path, refused when empty or when something other than a regular file is there."""
+    if not str(path).strip():
+        raise OutputError("--out is empty: expected a file name. Pass --out PATH.")
+    final = Path(path)
+    try:
+        mode = os.lstat(final).st_mode
+    except FileNotFoundError:
+        return final
+    except OSError as exc:
+        raise _output_error(final, exc) from exc
+    if stat.S_ISLNK(mode):
+        raise OutputError(f"{final}: is a symbolic link; edgecompress writes only regular files or new names. "
+                          "Pass the real path as --out.")
+    if stat.S_ISDIR(mode):
+        raise OutputError(f"{final}: is a directory. Pass a file name as --out (e.g. {final / 'model_int8.tflite'}).")
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{final}: is not a regular file (a device, a socket or a pipe); edgecompress will not "
+                          "replace it. Pass a file name as --out.")
+    return final
+
+
+def _output_error(final: Path, exc: OSError) -> OutputError:
+    reasons = {errno.EROFS: "the file system is read-only", errno.ENAMETOOLONG: "the file name is too long",
+               errno.EACCES: "permission denied", errno.EPERM: "the directory does not allow it (immutable?)",
+               errno.ENOTDIR: "a part of the path is not a directory", errno.EISDIR: "it is a directory",
+               errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}
+    reason = reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return OutputError(f"{final}: cannot write here ({reason}); nothing was written. Choose another --out location.")
+
+
+def refuse_overwriting_inputs(out: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
+    """Raise ``OutputError`` when ``out`` names one of the command's input files (or the same file by another name).
+
+    Example:
+        >>> refuse_overwriting_inputs("model_int8.tflite", "model.keras")
+    """
+    for source in inputs:
+        if source is None or not isinstance(source, (str, os.PathLike)) or not str(source):
+            continue
+        try:
+            same = os.path.samefile(out, source)
+        except OSError:
+            same = False
+        if same or Path(out).resolve() == Path(source).resolve():
+            raise OutputError(f"{out}: is an input of this command ({source}); writing there would destroy it. "
+                              "Pass a different --out.")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
