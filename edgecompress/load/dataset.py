@@ -20,6 +20,9 @@ from edgecompress.samples import MIN_CALIBRATION_SAMPLES, RECOMMENDED_CALIBRATIO
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PREPROCESS_FILE = "preprocess.yaml"
+MAX_IMAGE_SIDE = 4096
+# the float32 arrays of a whole image folder, checked before any image is decoded
+MAX_IMAGE_DATA_BYTES = 4 << 30
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.25
 
@@ -243,18 +246,41 @@ def _from_image_folder(folder: Path, names: list[str] | None,
     if unknown:
         raise CalibrationError(f"{spec_file if spec_file.exists() else folder}: unknown preprocessing "
                                f"key(s) {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}.")
+    where = spec_file if spec_file.exists() and not preprocess else folder
     shape = tuple(input_shapes[0]) if input_shapes else None
     size = spec.get("size") or (list(shape[:2]) if shape and len(shape) == 3 and None not in shape[:2] else None)
-    channels = int(spec.get("channels") or (shape[2] if shape and len(shape) == 3 and shape[2] else 3))
     if size is None:
         raise CalibrationError(f"{folder}: the image size is unknown. Add 'size: [H, W]' to "
-                               f"{PREPROCESS_FILE} or pass --input-size.")
+                               f"{PREPROCESS_FILE} or pass --image-size HxW.")
+    size = _image_size(size, where)
+    channels = _whole_number(spec.get("channels") or (shape[2] if shape and len(shape) == 3 and shape[2] else 3),
+                             "channels", where)
     if channels not in (1, 3):
         raise CalibrationError(f"{folder}: expected channels 1 or 3. Received: {channels}.")
+    order = spec.get("channel_order", "rgb")
+    if not isinstance(order, str) or order.lower() not in ("rgb", "bgr"):
+        raise CalibrationError(f"{where}: expected channel_order 'rgb' or 'bgr'. Received: {order!r}.")
+    for key in ("scale", "mean", "std"):
+        if key in spec:
+            _numbers(spec[key], key, where, channels)
+    if "std" in spec and np.any(np.asarray(spec["std"], np.float64) == 0):
+        raise CalibrationError(f"{where}: std must not be 0 (it divides every pixel). Received: {spec['std']!r}.")
+    labels_spec = spec.get("labels")
+    if labels_spec is not None and (not isinstance(labels_spec, list)
+                                    or not all(isinstance(v, str) for v in labels_spec)):
+        raise CalibrationError(f"{where}: expected labels as a list of class folder names. "
+                               f"Received: {labels_spec!r}.")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise CalibrationError(f"{folder}: no PNG/JPEG images found. Put the images in the folder (class "
                                "subfolders give labels).")
+    needed = len(files) * size[0] * size[1] * channels * 4
+    if needed > MAX_IMAGE_DATA_BYTES:
+        raise CalibrationError(f"{folder}: {len(files)} images at {size[0]}x{size[1]}x{channels} need "
+                               f"{needed / 2**30:.1f} GiB as float32, more than the {MAX_IMAGE_DATA_BYTES >> 30} GiB "
+                               "edgecompress reads. Use fewer images or a smaller size.")
+    import warnings as _warnings
+
     from PIL import Image, UnidentifiedImageError
 
     scale = float(spec.get("scale", 1.0 / 255.0))
@@ -265,9 +291,15 @@ def _from_image_folder(folder: Path, names: list[str] | None,
     images, labels = [], []
     for path in files:
         try:
-            with Image.open(path) as img:
-                img = img.convert("L" if channels == 1 else "RGB").resize((int(size[1]), int(size[0])))
-                arr = np.asarray(img, np.float32)
+            with _warnings.catch_warnings():
+                # PIL only warns between 1x and 2x its pixel limit: a bomb either way
+                _warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    img = img.convert("L" if channels == 1 else "RGB").resize((int(size[1]), int(size[0])))
+                    arr = np.asarray(img, np.float32)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise CalibrationError(f"{path}: the image declares more pixels than Pillow's safety limit "
+                                   f"({Image.MAX_IMAGE_PIXELS}): a decompression bomb? Remove it or shrink it.") from exc
         except (UnidentifiedImageError, OSError) as exc:
             raise CalibrationError(f"{path}: not a readable image ({exc}). Remove or replace it.") from exc
         if channels == 1:
@@ -279,6 +311,30 @@ def _from_image_folder(folder: Path, names: list[str] | None,
             labels.append(label_of[path.parent.name])
     y = np.asarray(labels, np.int64) if len(labels) == len(images) and labels else None
     return Dataset({(names or ["input"])[0]: np.stack(images).astype(np.float32)}, y, str(folder))
+
+
+def _image_size(size: Any, where: Path) -> tuple[int, int]:
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        raise CalibrationError(f"{where}: expected size as [H, W] (two whole numbers). Received: {size!r}.")
+    height, width = (_whole_number(v, "size", where) for v in size)
+    if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
+        raise CalibrationError(f"{where}: expected an image size between 1x1 and {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}. "
+                               f"Received: {height}x{width}.")
+    return height, width
+
+
+def _whole_number(value: Any, key: str, where: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer)) or float(value) != int(value):
+        raise CalibrationError(f"{where}: expected {key} as a whole number. Received: {value!r}.")
+    return int(value)
+
+
+def _numbers(value: Any, key: str, where: Path, channels: int) -> None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if (not values or len(values) not in (1, channels)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values)):
+        raise CalibrationError(f"{where}: expected {key} as a finite number or a list of {channels}. "
+                               f"Received: {value!r}.")
 
 
 def _check(dataset: Dataset, names: list[str] | None,

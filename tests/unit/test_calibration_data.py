@@ -173,3 +173,58 @@ def test_dataset_take_and_shuffle_are_deterministic():
     ds = Dataset({"input": np.arange(10, dtype=np.float32)[:, None]}, np.arange(10))
     assert ds.take(3).y.tolist() == [0, 1, 2]
     assert ds.shuffled(1).y.tolist() == ds.shuffled(1).y.tolist() != list(range(10))
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"size": [0, 0]}, "between 1x1"), ({"size": [-4, 4]}, "between 1x1"), ({"size": [100000, 100000]}, "between 1x1"),
+    ({"size": [4]}, r"\[H, W\]"), ({"size": "big"}, r"\[H, W\]"), ({"size": [4.5, 4]}, "whole number"),
+    ({"size": [4, 4], "scale": [1, 2, 3, 4]}, "scale"), ({"size": [4, 4], "mean": "x"}, "mean"),
+    ({"size": [4, 4], "std": 0}, "std"), ({"size": [4, 4], "std": float("nan")}, "std"),
+    ({"size": [4, 4], "channels": [3]}, "channels"), ({"size": [4, 4], "channel_order": ["rgb"]}, "channel_order"),
+    ({"size": [4, 4], "labels": "cat"}, "labels"),
+])
+def test_preprocessing_values_are_checked_before_any_image_is_read(tmp_path, spec, words):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(CalibrationError, match=words):
+        load_data(tmp_path, preprocess=spec, purpose="evaluation")
+
+
+def test_a_list_where_a_number_belongs_in_preprocess_yaml_names_the_file(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "preprocess.yaml").write_text("size: [4, 4]\nscale: [[1], 2]\n")
+    with pytest.raises(CalibrationError, match="preprocess.yaml.*scale"):
+        load_data(tmp_path, purpose="evaluation")
+
+
+def test_a_decompression_bomb_png_is_refused_without_decoding_it(tmp_path):
+    import zlib
+
+    from PIL import Image
+
+    # a valid PNG header declaring 30000x30000 pixels (900 Mpx, over Pillow's 2x limit) with almost no data
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        import struct
+
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    import struct
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    assert Image.MAX_IMAGE_PIXELS is not None
+    with pytest.raises(CalibrationError, match="decompression bomb"):
+        load_data(tmp_path, preprocess={"size": [4, 4], "channels": 1}, purpose="evaluation")
+
+
+def test_an_image_folder_too_large_for_memory_is_refused_before_decoding(tmp_path):
+    from PIL import Image
+
+    for i in range(25):  # 25 x 4096 x 4096 x 3 float32 = 4.7 GiB
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / f"{i}.png")
+    with pytest.raises(CalibrationError, match="GiB"):
+        load_data(tmp_path, preprocess={"size": [4096, 4096], "channels": 3}, purpose="evaluation")
