@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import RecipeError
+from edgecompress.yaml_input import read_user_yaml
 
 COMMON_KEYS = {"kind": str, "epochs": int, "batch_size": int, "optimizer": dict}
 STAGE_KEYS: dict[str, dict[str, Any]] = {
@@ -108,19 +109,15 @@ def load_recipe(source: str | Path | Mapping[str, Any]) -> list[Stage]:
     if isinstance(source, Mapping):
         data: Any = source
     else:
-        import yaml
-
         path = Path(source)
         if not path.exists() and str(source) in shipped_recipes():
             path = shipped_recipes()[str(source)]
         name = str(path)
         try:
-            data = yaml.safe_load(path.read_text())
+            data = read_user_yaml(path, RecipeError, "recipe")
         except FileNotFoundError as exc:
             raise RecipeError(f"{path}: no such recipe file. Pass a YAML file with a 'stages' list, or a shipped "
                               f"recipe: {', '.join(shipped_recipes())}.") from exc
-        except (OSError, yaml.YAMLError) as exc:
-            raise RecipeError(f"{path}: not a readable YAML recipe ({exc}).") from exc
     if not isinstance(data, Mapping) or not isinstance(data.get("stages"), list) or not data["stages"]:
         raise RecipeError(f"{name}: expected a mapping with a non-empty 'stages' list. Received: "
                           f"{type(data).__name__}.")
@@ -140,7 +137,7 @@ def _validate_stage(name: str, index: int, raw: Any) -> Stage:
     if not isinstance(raw, Mapping) or "kind" not in raw:
         raise RecipeError(f"{where}: expected a mapping with a 'kind' ({', '.join(ORDER)}). Received: {raw!r}.")
     kind = raw["kind"]
-    if kind not in STAGE_KEYS:
+    if not isinstance(kind, str) or kind not in STAGE_KEYS:
         raise RecipeError(f"{where}: unknown kind {kind!r}. Allowed: {', '.join(ORDER)}.")
     where = f"{name}: stage {index + 1} ({kind})"
     allowed = {**COMMON_KEYS, **STAGE_KEYS[kind]}
@@ -169,7 +166,7 @@ def _check_values(where: str, kind: str, s: dict[str, Any]) -> None:
     unknown = sorted(set(opt) - {"name", "learning_rate"})
     if unknown:
         raise RecipeError(f"{where}: unknown optimizer key(s) {', '.join(unknown)}. Allowed: name, learning_rate.")
-    if opt.get("name", "adam") not in OPTIMIZERS:
+    if not isinstance(opt.get("name", "adam"), str) or opt.get("name", "adam") not in OPTIMIZERS:
         raise RecipeError(f"{where}: optimizer name must be one of {', '.join(OPTIMIZERS)}. "
                           f"Received: {opt.get('name')!r}.")
     rate = opt.get("learning_rate", 1e-3)
@@ -191,7 +188,7 @@ def _check_values(where: str, kind: str, s: dict[str, Any]) -> None:
             value = s.get(key)
             if value is not None and (len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value)):
                 raise bad(key, "a list of two positive integers, e.g. [2, 4]")
-        if set(s["skip"]) - {"first", "last"}:
+        if not all(isinstance(v, str) for v in s["skip"]) or set(s["skip"]) - {"first", "last"}:
             raise bad("skip", "a list drawn from 'first' and 'last'")
     if kind == "cluster":
         if not 2 <= s["clusters"] <= 256:

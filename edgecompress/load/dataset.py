@@ -17,6 +17,7 @@ import numpy as np
 
 from edgecompress.errors import CalibrationError
 from edgecompress.samples import MIN_CALIBRATION_SAMPLES, RECOMMENDED_CALIBRATION_SAMPLES, Dataset
+from edgecompress.yaml_input import read_user_yaml
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PREPROCESS_FILE = "preprocess.yaml"
@@ -232,12 +233,7 @@ def _from_image_folder(folder: Path, names: list[str] | None,
     spec = dict(preprocess or {})
     spec_file = folder / PREPROCESS_FILE
     if not preprocess and spec_file.exists():
-        import yaml
-
-        try:
-            spec = yaml.safe_load(spec_file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise CalibrationError(f"{spec_file}: not valid YAML ({exc}). Fix the preprocessing spec.") from exc
+        spec = read_user_yaml(spec_file, CalibrationError, "preprocessing spec") or {}
         if not isinstance(spec, dict):
             raise CalibrationError(f"{spec_file}: expected a mapping of preprocessing keys (size, channels, "
                                    "scale, mean, std). Received: " + type(spec).__name__ + ".")

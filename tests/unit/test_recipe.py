@@ -69,3 +69,38 @@ def test_shipped_recipes_load_by_name_and_a_file_of_that_name_wins(tmp_path, mon
 def test_an_unknown_recipe_name_lists_the_shipped_ones():
     with pytest.raises(RecipeError, match="shipped recipe: default, qat"):
         load_recipe("no-such-recipe")
+
+
+BILLION_LAUGHS = """
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+stages: [{kind: prune, skip: *g}]
+"""
+
+
+def test_yaml_aliases_are_refused_before_anything_expands(tmp_path):
+    (tmp_path / "laughs.yaml").write_text(BILLION_LAUGHS)
+    with pytest.raises(RecipeError, match=r"laughs.yaml.*alias"):
+        load_recipe(tmp_path / "laughs.yaml")
+
+
+@pytest.mark.parametrize("stage, needle", [("{kind: [prune]}", "unknown kind"),
+                                           ("{kind: prune, skip: [[first]]}", "skip"),
+                                           ("{kind: qat, optimizer: {name: [adam]}}", "optimizer name")])
+def test_a_list_where_a_name_belongs_is_one_error(tmp_path, stage, needle):
+    (tmp_path / "r.yaml").write_text(f"stages:\n  - {stage}\n")
+    with pytest.raises(RecipeError, match=needle):
+        load_recipe(tmp_path / "r.yaml")
+
+
+def test_a_recipe_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(RecipeError, match="not a regular file"):
+        load_recipe(tmp_path / "fifo.yaml")
