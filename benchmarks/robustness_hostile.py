@@ -1,0 +1,249 @@
+"""Hostile input, round 2 (issue 21): code in model files, and options that used to end in tracebacks, counted.
+
+Run: PYTHONPATH=. python benchmarks/robustness_hostile.py
+
+Each case runs the real command line as a subprocess and is counted as: clean (exit 2 with one `error:` line, no
+traceback), code ran (the payload's marker file appeared), traceback, and leftover (a file at the output path, or an
+input that changed). Target: 0 code ran, 0 tracebacks, 0 leftovers. Called from benchmarks/robustness_cli.py too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    argv: list[str]
+    marker: Path | None = None  # a payload writes this file if its code runs
+    out: Path | None = None  # nothing may be left here
+    protect: list[Path] = dataclasses.field(default_factory=list)  # these files must not change
+    expect: int = 2
+
+
+def cli(argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgecompress", *map(str, argv)], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+LEGACY_LAMBDA = textwrap.dedent(r"""
+    import json, os, sys
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import h5py
+    import tf_keras as k
+    exec(f"def evil(x):\n    open({sys.argv[2]!r}, 'w').write('ran')\n    return x\n", globals())
+    if sys.argv[3] == "nested":
+        inner = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(evil)], name="inner")
+        inp = k.Input((8, 8, 1))
+        m = k.Model(inp, k.layers.Dense(10)(k.layers.Flatten()(inner(inp))))
+    else:
+        m = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(evil), k.layers.Flatten(), k.layers.Dense(10)])
+    m.save(sys.argv[1])
+    with h5py.File(sys.argv[1], "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        text = {"compact": lambda: json.dumps(config, separators=(",", ":")),
+                "unicode": lambda: json.dumps(config).replace('"Lambda"', '"\\u004cambda"'),
+                "tabs": lambda: json.dumps(config, indent="\t").replace('": "', '":\t"'),
+                "nested": lambda: json.dumps(config)}[sys.argv[3]]()
+        f.attrs["model_config"] = text
+    os.remove(sys.argv[2]) if os.path.exists(sys.argv[2]) else None
+""")
+
+EVIL_SAVED_MODEL = textwrap.dedent("""
+    import sys
+    import tensorflow as tf
+    class Evil(tf.Module):
+        def __init__(self):
+            self.w = tf.Variable(tf.ones((64, 10)))
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+        def serve(self, x):
+            tf.io.write_file(sys.argv[2], "ran")
+            return {"output_0": tf.nn.softmax(tf.matmul(tf.reshape(x, [-1, 64]), self.w))}
+    e = Evil()
+    tf.saved_model.save(e, sys.argv[1], signatures={"serving_default": e.serve})
+""")
+
+
+def make_cases(work: Path) -> list[Case]:
+    from PIL import Image
+
+    from edgecompress.load.dataset import digits_dataset
+    from tests.models import train_small_cnn
+    from tests.tflite_craft import Code, Op, Tensor, build_model
+
+    train, test = digits_dataset()
+    model = train_small_cnn(train, epochs=2)
+    keras_file = work / "good.keras"
+    model.save(keras_file)
+    calib, test_npz = work / "calib.npz", work / "test.npz"
+    np.savez(calib, x=train.first[:120], y=train.y[:120])
+    np.savez(test_npz, x=test.first[:60], y=test.y[:60])
+    int8 = work / "good_int8.tflite"
+    assert cli(["export", keras_file, "--calibration", calib, "--out", int8]).returncode == 0
+    out = work / "out" / "o.tflite"
+    cases: list[Case] = []
+    env = {**ENV}
+
+    # code in model files
+    recipe = work / "prune.yaml"
+    recipe.write_text("stages:\n  - {kind: prune, sparsity: 0.5, schedule: constant, epochs: 1}\n")
+    for variant in ("compact", "unicode", "tabs", "nested"):
+        h5, marker = work / f"lambda_{variant}.h5", work / f"ran_{variant}"
+        subprocess.run([sys.executable, "-c", LEGACY_LAMBDA, str(h5), str(marker), variant], check=True,
+                       capture_output=True, timeout=300, env=env)
+        cases.append(Case(f"tfmot Lambda, {variant} JSON", ["compress", h5, "--recipe", recipe, "--data", calib,
+                                                            "--out", work / "o.h5", "--engine", "tfmot"],
+                          marker=marker, out=work / "o.h5"))
+    evil, marker = work / "evil_savedmodel", work / "ran_savedmodel"
+    subprocess.run([sys.executable, "-c", EVIL_SAVED_MODEL, str(evil), str(marker)], check=True,
+                   capture_output=True, timeout=300, env=env)
+    marker.unlink(missing_ok=True)
+    cases.append(Case("SavedModel WriteFile, export percentile", ["export", evil, "--calibration", calib,
+                      "--calibration-method", "percentile", "--out", out], marker=marker, out=out))
+    cases.append(Case("SavedModel WriteFile, validate --reference", ["validate", int8, "--reference", evil,
+                      "--data", test_npz], marker=marker))
+
+    # outputs
+    export = ["export", keras_file, "--calibration", calib]
+    (work / "a_directory").mkdir()
+    cases.append(Case("--out is a directory", [*export, "--out", work / "a_directory"]))
+    cases.append(Case("--out empty", [*export, "--out", ""]))
+    cases.append(Case("--out 250-char name", [*export, "--out", work / ("n" * 243 + ".tflite")],
+                      out=work / ("n" * 243 + ".tflite"), expect=0))
+    cases.append(Case("--out 300-char name", [*export, "--out", work / ("n" * 300 + ".tflite")]))
+    readonly = Path("/sys/edgecompress_out.tflite")
+    cases.append(Case("--out on a read-only file system (/sys)", [*export, "--out", readonly]))
+    cases.append(Case("--out is the input model", [*export, "--out", keras_file], protect=[keras_file]))
+    target = work / "link_target.tflite"
+    target.write_bytes(b"not yours")
+    link = work / "link.tflite"
+    link.symlink_to(target)
+    cases.append(Case("--out through a symlink", [*export, "--out", link], protect=[target]))
+    cases.append(Case("validate --html into a directory", ["validate", int8, "--data", test_npz, "--html",
+                                                          work / "a_directory"]))
+
+    # image folders
+    images = work / "images"
+    images.mkdir()
+    for i in range(12):
+        Image.fromarray(np.full((8, 8), i * 20, np.uint8)).save(images / f"{i}.png")
+    for size in ("0x0", "-8x-8", "100000x100000"):
+        cases.append(Case(f"--image-size {size}", [*export[:2], "--calibration", images, f"--image-size={size}",
+                                                    "--channels", "1", "--out", out], out=out))
+    bomb = work / "bomb_images"
+    bomb.mkdir()
+    for i in range(12):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(bomb / f"{i}.png")
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    (bomb / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0,
+                                                                                         0, 0))
+                                    + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    cases.append(Case("decompression-bomb PNG", [*export[:2], "--calibration", bomb, "--image-size", "8x8",
+                                                 "--channels", "1", "--out", out], out=out))
+    listy = work / "listy_images"
+    listy.mkdir()
+    for i in range(12):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(listy / f"{i}.png")
+    (listy / "preprocess.yaml").write_text("size: [8, 8]\nchannels: 1\nscale: [[1], 2]\n")
+    cases.append(Case("preprocess.yaml list for a number", [*export[:2], "--calibration", listy, "--out", out],
+                      out=out))
+
+    # hostile flatbuffer: a tensor of 2^31 elements
+    side = 46341
+    huge = build_model([Tensor([1, side, side, 1], name="input", scale=[0.5], zero_point=[0]),
+                        Tensor([1, side, side, 1], name="output", scale=[0.5], zero_point=[0])],
+                       [Op(0, [0], [1])], [Code("RELU")], [None], [0], [1])
+    huge_file = work / "huge.tflite"
+    huge_file.write_bytes(huge)
+    cases.append(Case("2^31-element tensor, check esp32-s3", ["check", huge_file, "--target", "esp32-s3"], expect=4))
+    cases.append(Case("2^31-element tensor, bench", ["bench", huge_file, "--target", "raspberry-pi-4"]))
+
+    # option values
+    for arena in ("1e15", "-5"):
+        cases.append(Case(f"validate --arena-size {arena}", ["validate", int8, "--data", test_npz, "--runtime", "micro",
+                                                              "--arena-size", arena]))
+    laughs = work / "laughs.yaml"
+    laughs.write_text("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                      "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                      "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nstages: [{kind: prune, skip: *g}]\n")
+    compress = ["compress", keras_file, "--data", calib, "--out", work / "c.keras"]
+    cases.append(Case("recipe billion laughs", [*compress, "--recipe", laughs], out=work / "c.keras"))
+    for name, stage in (("list as stage kind", "{kind: [prune]}"), ("list as skip name", "{kind: prune, skip: [[first]]}")):
+        path = work / (name.replace(" ", "_") + ".yaml")
+        path.write_text(f"stages:\n  - {stage}\n")
+        cases.append(Case(f"recipe {name}", [*compress, "--recipe", path], out=work / "c.keras"))
+    bench = ["bench", int8, "--target", "raspberry-pi-4"]
+    cases.append(Case("ssh://[bad (IPv6)", [*bench, "--device", "ssh://[bad"]))
+    for timeout in ("inf", "nan", "-1"):
+        cases.append(Case(f"--timeout {timeout}", [*bench, "--device", "ssh://pi@127.0.0.1:1", "--timeout", timeout]))
+    cases.append(Case("bench --threads 1000000", [*bench, "--threads", "1000000"]))
+    cases.append(Case("bench --runs 0", [*bench, "--runs", "0"]))
+    return cases
+
+
+def digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def run(cases: list[Case]) -> dict[str, int]:
+    print(f"{'case':<46}{'exit':>5}{'clean':>7}{'code ran':>10}{'traceback':>11}{'leftover':>10}")
+    totals = {"tried": 0, "clean": 0, "code ran": 0, "traceback": 0, "leftover": 0}
+    for case in cases:
+        before = {p: digest(p) for p in case.protect}
+        proc = cli(case.argv)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        traceback = "Traceback" in proc.stderr + proc.stdout
+        ran = case.marker is not None and case.marker.exists()
+        if case.expect == 2:
+            clean = proc.returncode == 2 and len(errors) == 1 and not traceback
+        else:
+            clean = proc.returncode == case.expect and not traceback
+        leftover = int(case.expect == 2 and case.out is not None and case.out.exists())
+        leftover += sum(digest(p) != h for p, h in before.items())
+        if case.expect == 0 and case.out is not None and case.out.exists():
+            case.out.unlink()
+        totals["tried"] += 1
+        totals["clean"] += clean
+        totals["code ran"] += ran
+        totals["traceback"] += traceback
+        totals["leftover"] += leftover
+        print(f"{case.name:<46}{proc.returncode:>5}{'yes' if clean else 'NO':>7}{'YES' if ran else 'no':>10}"
+              f"{'YES' if traceback else 'no':>11}{leftover:>10}")
+        if not clean:
+            print("    " + (errors[0] if errors else (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1])[:200])
+    print(f"{'total':<46}{'':>5}{totals['clean']:>7}{totals['code ran']:>10}{totals['traceback']:>11}"
+          f"{totals['leftover']:>10}   ({totals['tried']} tried)")
+    return totals
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        totals = run(make_cases(Path(tmp)))
+    print("\ncommand: PYTHONPATH=. python benchmarks/robustness_hostile.py")
+    print(json.dumps(totals))
+    return 0 if totals["tried"] == totals["clean"] and not totals["leftover"] and not totals["code ran"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
