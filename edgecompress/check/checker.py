@@ -229,7 +229,6 @@ class _NoOp:
     options: dict[str, Any] = {}
 
 
-
 def check_model(source: str | os.PathLike[str] | bytes, profile: Profile, *, use_tools: bool = True,
                 inputs: Any = None) -> CheckReport:
     """Check a ``.tflite`` against a profile, letting the profile's real tool answer when it is available.
