@@ -87,7 +87,7 @@ def predict(cost_model: dict, figure: dict, models: dict) -> float:
 
 
 def cost_model_of(target: str) -> dict:
-    from edgecompress.check.checker import load_profile
+    from edgecompress.profile import load_profile
 
     return copy.deepcopy(load_profile(target).data.get("cost_model") or {})
 

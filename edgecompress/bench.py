@@ -18,8 +18,11 @@ CPU, per ``check``) with ``macs`` multiply-accumulates and ``bytes`` of activati
 summed over operators, plus ``invoke_overhead`` and, for accelerators with an on-chip weight cache (Edge TPU),
 the streaming time of the weights that do not fit: ``(weight_bytes - cache_bytes) / stream_bandwidth``.
 
+The pipeline (``edgecompress.pipeline.targets.bench_model``) puts the rows together: it runs ``check`` for the
+placements the estimate needs.
+
 Example:
-    >>> rows = bench("model_int8.tflite", "raspberry-pi-4")  # doctest: +SKIP
+    >>> rows = bench_model("model_int8.tflite", "raspberry-pi-4")  # doctest: +SKIP
     >>> [(r.evidence, r.median_ms) for r in rows]  # doctest: +SKIP
     [('measured-host', 0.61), ('model-estimate', 9.8)]
 """
@@ -31,7 +34,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgecompress.errors import EdgeCompressError, ProfileError
+from edgecompress.errors import ProfileError
+from edgecompress.profile import Profile, load_profile
 
 EVIDENCE = ("measured-device", "measured-host", "compiler-estimate", "model-estimate")
 _CONV = {"CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL", "CONV_3D"}
@@ -104,7 +108,7 @@ def operator_costs(model_info: Any, placements: list[str] | None = None) -> list
 
     Args:
         model_info: the parsed model.
-        placements: per-operator ``"accelerator"`` / ``"cpu"`` (from ``targets.check``); None: all accelerator.
+        placements: per-operator ``"accelerator"`` / ``"cpu"`` (from ``check``); None: all accelerator.
 
     Returns:
         One ``OperatorCost`` per operator, in execution order.
@@ -185,45 +189,58 @@ def _partition_switches(costs: list[OperatorCost]) -> int:
     return sum(1 for a, b in zip(costs, costs[1:], strict=False) if (a.placement == "cpu") != (b.placement == "cpu"))
 
 
-def estimate(model: str | os.PathLike[str], target: str, *, threads: int | None = None,
-             params: dict[str, Any] | None = None) -> BenchRow:
-    """The ``model-estimate`` row for one target: operator placement from ``check``, cost from the profile.
+def target_cost_model(profile: Profile) -> dict[str, Any]:
+    """The profile's ``cost_model``; a ``ProfileError`` when it has no accelerator unit to estimate with.
 
     Args:
-        model: a ``.tflite`` path.
-        target: a profile name.
+        profile: the target profile.
+
+    Returns:
+        The ``cost_model`` mapping.
+
+    Example:
+        >>> "accelerator" in target_cost_model(load_profile("coral-edgetpu"))  # doctest: +SKIP
+        True
+    """
+    cost_model = profile.cost_model
+    if "accelerator" not in cost_model:
+        raise ProfileError(f"target {profile.name}: expected a cost_model with an accelerator unit. Received: none. "
+                           "Measure on the device with --device instead.")
+    return cost_model
+
+
+def estimate_row(model_name: str, model_info: Any, profile: Profile, placements: list[str], *, runs_as_is: bool,
+                 threads: int | None = None) -> BenchRow:
+    """The ``model-estimate`` row for one target, from the operators' placements and the profile's cost model.
+
+    Args:
+        model_name: the model file name, for the row.
+        model_info: the parsed model (``edgecompress.tflite.read_model``).
+        profile: the target profile.
+        placements: per-operator ``"accelerator"`` / ``"cpu"`` (``check``'s, unsupported ones costed on the CPU).
+        runs_as_is: False when ``check`` says the model cannot run on the target (noted on the row).
         threads: CPU threads (None: the profile's ``cost_model.threads``).
-        params: profile parameters (``--param``).
 
     Returns:
         A ``BenchRow`` with ``evidence="model-estimate"`` and per-operator rows.
 
     Example:
-        >>> estimate("m.tflite", "coral-edgetpu").median_ms  # doctest: +SKIP
+        >>> estimate_row("m.tflite", info, profile, ["accelerator"] * 3, runs_as_is=True).median_ms  # doctest: +SKIP
         2.7
     """
-    from edgecompress.check.checker import check, load_profile
-    from edgecompress.tflite import read_model
-
-    profile = load_profile(target, **(params or {}))
-    cost_model = profile.data.get("cost_model") or {}
-    if "accelerator" not in cost_model:
-        raise ProfileError(f"target {target}: expected a cost_model with an accelerator unit. Received: none. "
-                           "Measure on the device with --device instead.")
-    info = read_model(model)
-    report = check(info, profile)
-    placements = [v.placement if v.placement != "unsupported" else "cpu" for v in report.operators]
-    costs = operator_costs(info, placements)
+    cost_model = target_cost_model(profile)
+    target = profile.name
+    costs = operator_costs(model_info, placements)
     total, per_op = estimate_seconds(costs, cost_model, threads=threads)
     operators = [{"index": i, "op": c.op, "placement": c.placement, "macs": c.macs, "ms": round(s * 1000, 4)}
                  for i, (c, s) in enumerate(zip(costs, per_op, strict=True))]
     notes = [f"estimate from the {target} cost model ({cost_model.get('status', 'unfitted')}); "
              f"{cost_model.get('held_out_error', 'error unknown')}"]
-    if report.verdict == "unsupported":
+    if not runs_as_is:
         notes.append("check says this model cannot run on the target as is; unsupported operators were costed "
                      "on the CPU")
-    dtype = info.tensors[info.inputs[0]].dtype if info.inputs else ""
-    return BenchRow(target=target, evidence="model-estimate", model=Path(model).name, dtype=dtype,
+    dtype = model_info.tensors[model_info.inputs[0]].dtype if model_info.inputs else ""
+    return BenchRow(target=target, evidence="model-estimate", model=model_name, dtype=dtype,
                     median_ms=round(total * 1000, 4), runs=0,
                     threads=threads or cost_model.get("accelerator", {}).get("threads"), operators=operators,
                     notes=notes)
@@ -244,19 +261,17 @@ def compiler_estimate(model: str | os.PathLike[str], target: str, *,
     Returns:
         A ``BenchRow`` or None for targets without a predicting compiler.
     """
-    from edgecompress.check.checker import load_profile
-
     profile = load_profile(target, **(params or {}))
     if profile.tool != "vela":
         return None
     from edgecompress.toolchains.vela import run_vela
 
-    options = profile.data.get("tool_options", {})
+    options = profile.tool_options
     accelerator_config = str(profile.params.get("accelerator_config", "ethos-u55-256"))
     result = run_vela(model, accelerator_config=accelerator_config,
                       system_config=options.get("system_config", "Ethos_U55_High_End_Embedded"),
                       memory_mode=options.get("memory_mode", "Shared_Sram"))
-    clock = (profile.data.get("cost_model") or {}).get("accelerator", {}).get("clock_hz")
+    clock = profile.cost_model.get("accelerator", {}).get("clock_hz")
     if result.cycles_total and clock:
         ms = result.cycles_total / float(clock) * 1000.0
     elif result.inference_time_s is not None:
@@ -287,17 +302,19 @@ def make_runner(device: str | None, *, target_delegate: str | None = None, **opt
         An object with ``device`` and ``measure(model, runs=, warmup=, threads=)``.
     """
     from edgecompress.errors import RemoteError
+    from edgecompress.runtimes.device import parse_device_uri
 
-    if device in (None, "", "host"):
+    kind = parse_device_uri(device).kind
+    if kind == "host":
         from edgecompress.runtimes.host import HostDevice
 
         return HostDevice()
-    if device.startswith("ssh://"):
+    if kind == "ssh":
         from edgecompress.runtimes.ssh import SshRunner
 
         keys = ("identity", "known_hosts", "remote_python", "accept_new_host_key", "timeout")
         return SshRunner(device, **{k: v for k, v in options.items() if k in keys and v is not None})
-    if device.startswith("adb://"):
+    if kind == "adb":
         from edgecompress.runtimes.adb import DELEGATE_FLAGS, AdbRunner
 
         delegate = target_delegate if target_delegate in DELEGATE_FLAGS else "xnnpack"
@@ -322,55 +339,43 @@ def target_threads(target: str | None, params: dict[str, Any] | None = None) -> 
     """The profile's thread count (``cost_model.accelerator.threads``), or None."""
     if not target:
         return None
-    from edgecompress.check.checker import load_profile
-
-    unit = (load_profile(target, **(params or {})).data.get("cost_model") or {}).get("accelerator", {})
-    return int(unit["threads"]) if unit.get("threads") else None
+    return load_profile(target, **(params or {})).threads
 
 
-def _declared_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    from edgecompress.check.checker import load_profile
-
-    declared = load_profile(name).data.get("parameters", {})
+def declared_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that target ``name`` declares (``--target all`` passes each target its own)."""
+    declared = load_profile(name).parameters
     return {k: v for k, v in params.items() if k in declared}
 
 
-def bench(model: str | os.PathLike[str], target: str, *, device: str | None = None, runs: int = 50,
-          warmup: int = 5, threads: int | None = None, float_model: str | os.PathLike[str] | None = None,
-          params: dict[str, Any] | None = None, **runner_options: Any) -> list[BenchRow]:
-    """Latency rows for ``model`` on ``target`` (a profile name or ``"all"``), best evidence first.
-
-    With ``device`` the model is measured there (``measured-device``); without, it is measured on this host
-    (``measured-host``, with the target's thread count). Estimated rows follow: ``compiler-estimate`` where the
-    target's compiler predicts latency, and ``model-estimate`` from the cost model. With ``float_model`` the
-    float32 file is measured in the same run, beside the int8 one.
+def measured_rows(model: str | os.PathLike[str], target: str, *, device: str | None = None, runs: int = 50,
+                  warmup: int = 5, threads: int | None = None, float_model: str | os.PathLike[str] | None = None,
+                  params: dict[str, Any] | None = None, **runner_options: Any) -> list[BenchRow]:
+    """The measured rows of ``bench``: ``model`` (and ``float_model``) timed on ``device`` or this host.
 
     Args:
         model: the ``.tflite`` to time.
-        target: a profile name or ``"all"``.
+        target: a profile name or ``"all"`` (its thread count and delegate; ``"all"``: the host's defaults).
         device: ``ssh://user@host[:port]``, ``adb://SERIAL`` or None (this machine).
         runs / warmup: timed and untimed runs.
         threads: interpreter threads (None: the target's).
         float_model: a float32 ``.tflite`` of the same network, measured beside ``model``.
         params: profile parameters.
-        **runner_options: passed to the runner (identity, known_hosts, remote_python, accept_new_host_key,
-            timeout, benchmark_binary, op_profiling).
+        **runner_options: passed to the runner (see ``make_runner``).
 
     Returns:
-        A list of ``BenchRow``.
+        One ``BenchRow`` per measured file (``measured-device`` or ``measured-host``).
 
     Example:
-        >>> [r.evidence for r in bench("m.tflite", "all")]  # doctest: +SKIP
-        ['measured-host', 'model-estimate', ...]
+        >>> measured_rows("m.tflite", "raspberry-pi-4")[0].evidence  # doctest: +SKIP
+        'measured-host'
     """
-    from edgecompress.check.checker import list_targets, load_profile
     from edgecompress.errors import InvalidModelError
 
     paths = [Path(model)] + ([Path(float_model)] if float_model else [])
     for path in paths:
         if not path.is_file():
             raise InvalidModelError(f"{path}: expected a .tflite file. Received: no such file. Check the path.")
-    targets = list_targets() if target == "all" else [target]
     if target != "all":
         load_profile(target, **(params or {}))  # unknown names fail before anything runs
     if runs < 1 or warmup < 0:
@@ -378,7 +383,7 @@ def bench(model: str | os.PathLike[str], target: str, *, device: str | None = No
                            "Pass positive counts.")
     measured_target = "host" if target == "all" and device is None else target
     run_threads = threads if threads is not None else (None if target == "all" else target_threads(target, params))
-    delegate = None if target == "all" else load_profile(target, **(params or {})).data.get("delegate")
+    delegate = None if target == "all" else load_profile(target, **(params or {})).delegate
     runner = make_runner(device, target_delegate=delegate, **runner_options)
     evidence = "measured-host" if device in (None, "", "host") else "measured-device"
     if hasattr(runner, "measure_many"):
@@ -389,19 +394,4 @@ def bench(model: str | os.PathLike[str], target: str, *, device: str | None = No
     if evidence == "measured-host" and target != "all":
         for row in rows:
             row.notes.append(f"measured on this host with {target}'s thread count, not on a {target}")
-    for name in targets:
-        own = _declared_params(name, params or {}) if target == "all" else params
-        try:
-            compiler = compiler_estimate(model, name, params=own)
-        except EdgeCompressError as exc:
-            compiler = None
-            rows.append(BenchRow(target=name, evidence="compiler-estimate", model=Path(model).name,
-                                 notes=[f"no compiler estimate: {exc}"]))
-        if compiler is not None:
-            rows.append(compiler)
-        try:
-            rows.append(estimate(model, name, threads=threads, params=own))
-        except ProfileError as exc:
-            rows.append(BenchRow(target=name, evidence="model-estimate", model=Path(model).name,
-                                 notes=[f"no estimate: {exc}"]))
     return rows

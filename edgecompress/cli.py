@@ -172,7 +172,7 @@ def _add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _target_params(pairs: list[str]) -> dict[str, str]:
-    from edgecompress.check.checker import parse_params
+    from edgecompress.pipeline.targets import parse_params
 
     return parse_params(pairs)
 
@@ -461,7 +461,7 @@ def _add_check_parser(subparsers: Any) -> None:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from edgecompress.check.checker import check_model, list_targets, load_profile, parse_params
+    from edgecompress.pipeline.targets import check_model, list_targets, load_profile, parse_params
 
     params = parse_params(args.param)
     names = list_targets() if args.target == "all" else [args.target]
@@ -486,7 +486,7 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _params_for(name: str, params: dict[str, str]) -> dict[str, str]:
-    from edgecompress.check.checker import load_profile
+    from edgecompress.pipeline.targets import load_profile
 
     declared = load_profile(name).data.get("parameters", {})
     return {k: v for k, v in params.items() if k in declared}
@@ -544,7 +544,7 @@ def _add_targets_parser(subparsers: Any) -> None:
 
 
 def _run_targets(args: argparse.Namespace) -> int:
-    from edgecompress.check.checker import list_targets, load_profile
+    from edgecompress.pipeline.targets import list_targets, load_profile
 
     profiles = [load_profile(name) for name in list_targets()]
     if args.json:
@@ -690,8 +690,8 @@ def _add_bench_parser(subparsers: Any) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from edgecompress.bench import bench
-    from edgecompress.check.checker import parse_params
+    from edgecompress.pipeline.targets import bench_model as bench
+    from edgecompress.pipeline.targets import parse_params
 
     rows = bench(args.model, args.target, device=args.device, runs=args.runs, warmup=args.warmup,
                  threads=args.threads, float_model=args.float_model, params=parse_params(args.param),

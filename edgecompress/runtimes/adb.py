@@ -26,9 +26,9 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from edgecompress.errors import RemoteError, ToolchainError
+from edgecompress.runtimes.device import parse_adb_uri
 from edgecompress.runtimes.runner import Measurement, Timings
 
 DELEGATE_FLAGS = {
@@ -37,7 +37,6 @@ DELEGATE_FLAGS = {
     "cpu": ["--use_xnnpack=false"],
     "gpu": ["--use_gpu=true"],
 }
-_SERIAL = re.compile(r"^[A-Za-z0-9._:-]+$")
 _REMOTE_DIR = re.compile(r"^/data/local/tmp/[A-Za-z0-9._-]+$")
 # Optional prefixes: "INFO: " (newer binaries), logcat "05-31 10:31:13.023 21767 21767 I tflite  : ".
 _PREFIX = re.compile(r"^(?:\S+ \S+\s+\d+\s+\d+ [VDIWEF] [^:]*:\s?|INFO:\s|I\s+\S+\s+:\s)?")
@@ -160,21 +159,6 @@ def _run_order(lines: list[str]) -> list[dict[str, Any]]:
     if not sections:
         return []
     return sections[regular_from] if regular_from is not None and regular_from < len(sections) else sections[-1]
-
-
-def parse_adb_uri(uri: str) -> str:
-    """``adb://SERIAL`` -> ``SERIAL`` (letters, digits, ``.``, ``_``, ``:``, ``-``; e.g. ``192.168.1.5:5555``).
-
-    Example:
-        >>> parse_adb_uri("adb://emulator-5554")
-        'emulator-5554'
-    """
-    parts = urlsplit(uri)
-    serial = uri[len("adb://"):] if uri.startswith("adb://") else ""
-    if parts.scheme != "adb" or not serial or not _SERIAL.match(serial) or serial.startswith("-"):
-        raise RemoteError(f"expected a device address adb://SERIAL (from `adb devices`). Received: {uri!r}. "
-                          "Write e.g. --device adb://emulator-5554.")
-    return serial
 
 
 class AdbRunner:

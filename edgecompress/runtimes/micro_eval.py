@@ -1,7 +1,7 @@
 """Run a TFLite model through the real TFLite Micro interpreter (the ``tflite-micro`` Python package) for accuracy.
 
 This is the small evaluation runner ``validate`` uses for microcontroller targets: same kernels and arithmetic as
-the firmware build, on the host. Memory checks (arena sizing) live with ``check`` in ``runtimes/micro.py``.
+the firmware build, on the host. Arena sizing against the real interpreter is ``runtimes/micro.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import InvalidModelError, ToolchainError
+from edgecompress.runtimes.host import dequantize, quantize
 
 DEFAULT_ARENA_BYTES = 2 * 1024 * 1024
 
@@ -77,8 +78,7 @@ class MicroEvalRunner:
             dtype = np.dtype(detail["dtype"])
             affine = _affine(detail)
             if np.issubdtype(dtype, np.integer) and affine:
-                limits = np.iinfo(dtype)
-                arr = np.clip(np.round(arr / affine[0]) + affine[1], limits.min, limits.max)
+                arr = quantize(arr, affine[0], affine[1], dtype)
             self.interpreter.set_input(arr.astype(dtype), index)
         try:
             self.interpreter.invoke()
@@ -88,7 +88,7 @@ class MicroEvalRunner:
         out = np.asarray(self.interpreter.get_output(0))
         affine = _affine(self.output_details[0])
         if np.issubdtype(out.dtype, np.integer) and affine:
-            out = (out.astype(np.float32) - affine[1]) * affine[0]
+            out = dequantize(out, affine[0], affine[1])
         return [out.astype(np.float32)]
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> list[np.ndarray]:

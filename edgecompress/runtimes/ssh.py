@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -34,68 +33,15 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
 from edgecompress.errors import RemoteError, ToolchainError
+from edgecompress.runtimes.device import parse_ssh_uri
 from edgecompress.runtimes.runner import Measurement, Timings
 
 MARKER = "EDGECOMPRESS_BENCH_JSON "
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_SAFE_HOST = re.compile(r"^([0-9A-Fa-f:.]+|[A-Za-z0-9_][A-Za-z0-9._-]*)$")
 _REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
-
-
-@dataclasses.dataclass(frozen=True)
-class SshAddress:
-    """A parsed ``ssh://user@host[:port]`` address."""
-
-    user: str | None
-    host: str
-    port: int
-
-    @property
-    def destination(self) -> str:
-        return f"{self.user}@{self.host}" if self.user else self.host
-
-    def __str__(self) -> str:
-        user = f"{self.user}@" if self.user else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        port = "" if self.port == 22 else f":{self.port}"
-        return f"ssh://{user}{host}{port}"
-
-
-def parse_ssh_uri(uri: str) -> SshAddress:
-    """Parse ``ssh://user@host[:port]``; reject anything ssh could read as an option or a second word.
-
-    Args:
-        uri: the ``--device`` value.
-
-    Returns:
-        The ``SshAddress``.
-
-    Example:
-        >>> parse_ssh_uri("ssh://pi@raspberrypi.local:2222").port
-        2222
-    """
-    parts = urlsplit(uri)
-    if parts.scheme != "ssh" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-        raise RemoteError(f"expected a device address ssh://user@host[:port]. Received: {uri!r}. "
-                          "Write e.g. --device ssh://pi@raspberrypi.local.")
-    user = unquote(parts.username) if parts.username else None
-    host = parts.hostname
-    try:
-        port = parts.port or 22
-    except ValueError as exc:
-        raise RemoteError(f"expected a port between 1 and 65535 in {uri!r}. Received: an invalid port. "
-                          "Write e.g. ssh://pi@host:2222.") from exc
-    if user is not None and not _SAFE_NAME.match(user):
-        raise RemoteError(f"expected a user name of letters, digits, '.', '_' or '-'. Received: {user!r}. "
-                          "Fix the user part of --device.")
-    if not _SAFE_HOST.match(host):
-        raise RemoteError(f"expected a host name or IP address. Received: {host!r}. Fix the host part of --device.")
-    return SshAddress(user=user, host=host, port=port)
 
 
 def _bench_script() -> bytes:

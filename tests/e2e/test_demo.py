@@ -28,7 +28,7 @@ def test_demo_writes_model_tflite_and_report_with_int8_within_one_point(tmp_path
     assert report["error_diagnosis"].startswith(("small:", "spread:", "concentrated:"))
     assert "where the int8 error is" in (out / "report.html").read_text()
     assert "int8" in proc.stdout
-    from edgecompress.check.checker import list_targets
+    from edgecompress.profile import list_targets
 
     assert sorted(row["target"] for row in report["targets"]) == sorted(list_targets())
     assert {row["verdict"] for row in report["targets"]} <= {"accelerated", "fallback", "unsupported"}

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from edgecompress.errors import RemoteError
-from edgecompress.runtimes.ssh import SshRunner, parse_ssh_uri
+from edgecompress.runtimes.device import parse_ssh_uri
+from edgecompress.runtimes.ssh import SshRunner
 from tests.sshd import LocalSshd, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[2]

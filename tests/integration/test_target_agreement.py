@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgecompress.check.checker import check, load_profile
+from edgecompress.check.checker import check
+from edgecompress.profile import load_profile
 from edgecompress.tflite import read_model
 from tests.target_corpus import CORPUS, build_corpus
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from edgecompress.check.checker import check_model, load_profile
+from edgecompress.pipeline.targets import check_model, load_profile
 from edgecompress.tflite import read_model
 from tests.target_corpus import build_model
 
@@ -59,7 +59,7 @@ def test_vela_writes_the_optimised_model(models, tmp_path):
 
 def test_bench_on_ethos_u_compiles_the_model_with_vela_once(models, monkeypatch):
     import edgecompress.toolchains.vela as vela
-    from edgecompress.bench import bench
+    from edgecompress.pipeline.targets import bench_model as bench
 
     calls = []
     real = vela.run_tool
@@ -110,7 +110,7 @@ def test_malformed_file_gets_an_unsupported_verdict_naming_the_problem(tmp_path)
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_micro_artifacts_compile_and_register_exactly_the_model_operators(models, tmp_path):
-    from edgecompress.runtimes.micro import write_micro_artifacts
+    from edgecompress.pipeline.targets import write_micro_artifacts
 
     path = models["conv_pool_dense_softmax"]
     info = read_model(path)

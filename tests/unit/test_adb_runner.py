@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgecompress.errors import RemoteError
-from edgecompress.runtimes.adb import AdbRunner, parse_adb_uri
+from edgecompress.runtimes.adb import AdbRunner
+from edgecompress.runtimes.device import parse_adb_uri
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MODEL = DATA / "tflite" / "conv_dw_dense_int8.tflite"

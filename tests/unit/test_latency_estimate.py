@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgecompress.bench import OperatorCost, estimate, estimate_seconds
-from edgecompress.check.checker import list_targets, load_profile
+from edgecompress.bench import OperatorCost, estimate_seconds
+from edgecompress.pipeline.targets import estimate
+from edgecompress.profile import list_targets, load_profile
 from edgecompress.runtimes.runner import Timings, percentile
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edgecompress.check.checker import check, estimate_arena_bytes, load_profile, memory_verdict
+from edgecompress.arena import estimate_arena_bytes
+from edgecompress.check.checker import check
+from edgecompress.check.memory import memory_verdict
+from edgecompress.profile import load_profile
 
 
 @dataclasses.dataclass

@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from edgecompress.check import checker as targets
-from edgecompress.check.checker import _resolved, list_targets, load_profile, validate_profile_data
+from edgecompress.check import rules as targets
 from edgecompress.errors import ProfileError
+from edgecompress.profile import list_targets, load_profile, validate_profile_data
+from edgecompress.profile import resolve as _resolved
 
 EXPECTED = {"android-nnapi", "coral-edgetpu", "raspberry-pi-4", "raspberry-pi-5", "arduino-nano-33-ble", "esp32-s3",
             "ethos-u55"}
