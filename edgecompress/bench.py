@@ -37,6 +37,11 @@ from typing import Any
 from edgecompress.errors import ProfileError
 from edgecompress.profile import Profile, load_profile
 
+# Bounds on what a user may ask of one bench run: a higher count is a typo, and an interpreter asked for a
+# million threads crashes inside XNNPACK instead of failing.
+MAX_RUNS = 100_000
+MAX_WARMUP = 10_000
+MAX_THREADS = 256
 EVIDENCE = ("measured-device", "measured-host", "compiler-estimate", "model-estimate")
 _CONV = {"CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL", "CONV_3D"}
 _FC = {"FULLY_CONNECTED", "BATCH_MATMUL"}
@@ -381,6 +386,12 @@ def measured_rows(model: str | os.PathLike[str], target: str, *, device: str | N
     if runs < 1 or warmup < 0:
         raise ProfileError(f"expected --runs >= 1 and --warmup >= 0. Received: runs={runs}, warmup={warmup}. "
                            "Pass positive counts.")
+    if runs > MAX_RUNS or warmup > MAX_WARMUP:
+        raise ProfileError(f"expected --runs <= {MAX_RUNS} and --warmup <= {MAX_WARMUP}. Received: runs={runs}, "
+                           f"warmup={warmup}. Medians settle long before that; pass smaller counts.")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise ProfileError(f"expected --threads from 1 to {MAX_THREADS}. Received: {threads}. Pass the board's core "
+                           "count (or leave it out for the target's).")
     measured_target = "host" if target == "all" and device is None else target
     run_threads = threads if threads is not None else (None if target == "all" else target_threads(target, params))
     delegate = None if target == "all" else load_profile(target, **(params or {})).delegate

@@ -90,12 +90,17 @@ def parse_ssh_uri(uri: str) -> SshAddress:
         >>> parse_ssh_uri("ssh://pi@raspberrypi.local:2222").port
         2222
     """
-    parts = urlsplit(uri)
-    if parts.scheme != "ssh" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: ssh://[bad
+        raise RemoteError(f"expected a device address ssh://user@host[:port]. Received: {uri!r} ({exc}). "
+                          "Write e.g. --device ssh://pi@raspberrypi.local or ssh://pi@[fe80::1].") from exc
+    if parts.scheme != "ssh" or not hostname or parts.path not in ("", "/") or parts.query:
         raise RemoteError(f"expected a device address ssh://user@host[:port]. Received: {uri!r}. "
                           "Write e.g. --device ssh://pi@raspberrypi.local.")
     user = unquote(parts.username) if parts.username else None
-    host = parts.hostname
+    host = hostname
     try:
         port = parts.port or 22
     except ValueError as exc:

@@ -17,6 +17,9 @@ from edgecompress.errors import InvalidModelError, ToolchainError
 from edgecompress.runtimes.host import dequantize, quantize
 
 DEFAULT_ARENA_BYTES = 2 * 1024 * 1024
+# TFLite Micro allocates the whole arena up front: bounds keep a typo from asking the host for a petabyte
+MIN_ARENA_BYTES = 1024
+MAX_ARENA_BYTES = 1 << 30
 
 
 def _affine(details: dict[str, Any]) -> tuple[float, int] | None:
@@ -48,6 +51,10 @@ class MicroEvalRunner:
             raise ToolchainError("TFLite Micro is not installed; install the 'micro' extra: "
                                  "pip install 'edgecompress[micro]'.") from exc
         data = bytes(model) if isinstance(model, bytes | bytearray) else Path(model).read_bytes()
+        if arena_size is not None and (isinstance(arena_size, bool) or not isinstance(arena_size, int)
+                                       or not MIN_ARENA_BYTES <= arena_size <= MAX_ARENA_BYTES):
+            raise InvalidModelError(f"expected --arena-size from {MIN_ARENA_BYTES} to {MAX_ARENA_BYTES} bytes. "
+                                    f"Received: {arena_size!r}. The largest microcontroller RAM is far below that.")
         self.arena_size = arena_size or DEFAULT_ARENA_BYTES
         try:
             self.interpreter = runtime.Interpreter.from_bytes(data, arena_size=self.arena_size)
