@@ -14,6 +14,7 @@ import numpy as np
 from edgecompress.capture import captured_output
 from edgecompress.convert.points import QuantizationPoint, _functional, quantization_points
 from edgecompress.convert.ranges import DEFAULT_PERCENTILE, HISTOGRAM_BINS, Histogram, choose_range
+from edgecompress.samples import arrays_by_input_name
 
 CHECKPOINTS = (25, 50, 100, 200, 400, 800, 1600, 3200)
 BATCH = 32
@@ -47,10 +48,8 @@ class ActivationStats:
 
 
 def _input_arrays(fn: Any, calibration: Any) -> tuple[list[str], dict[str, np.ndarray]]:
-    from edgecompress.convert.converter import _as_arrays
-
     names = [t.name.split(":")[0] for t in fn.inputs]
-    return names, _as_arrays(calibration, names)
+    return names, arrays_by_input_name(calibration, names)
 
 
 def _batches(count: int, checkpoints: Sequence[int]) -> list[tuple[int, int]]:
