@@ -129,8 +129,8 @@ ROWS = [("bare converter (min/max)", None, False), ("bare + bias correction", "m
 
 
 def run_model(name, model, calib, test):
-    from edgecompress.convert.calibrate import calibrate_and_convert
     from edgecompress.convert.converter import convert
+    from edgecompress.convert.ptq import calibrate_and_convert
     from edgecompress.validate.evaluate import evaluate
 
     rows = []
@@ -167,8 +167,9 @@ def noise_budget(name, model, calib, test):
     activations only: the Keras model with every quantization point fake-quantized to its range, float weights;
     per tensor: each quantization point's own int8 rounding of its float values on the test split.
     """
-    from edgecompress.convert.calibrate import collect_activations, fake_quantized_model
+    from edgecompress.convert.activations import collect_activations
     from edgecompress.convert.converter import convert, convert_float
+    from edgecompress.convert.fake_quant import fake_quantized_model
     from edgecompress.validate.layers import layer_errors
 
     reference = model.predict(test.first, verbose=0)
@@ -210,7 +211,9 @@ def range_search(name, model, calib, test, search_on, sweeps=2):
     import keras
     import tensorflow as tf
 
-    from edgecompress.convert.calibrate import _functional, collect_activations, quantize_weights_per_channel
+    from edgecompress.convert.activations import collect_activations
+    from edgecompress.convert.bias import quantize_weights_per_channel
+    from edgecompress.convert.points import _functional
 
     fn = _functional(keras.models.clone_model(model))
     fn.set_weights(model.get_weights())

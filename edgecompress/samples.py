@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.errors import CalibrationError
+
 MIN_CALIBRATION_SAMPLES = 10
 RECOMMENDED_CALIBRATION_SAMPLES = 100
 
@@ -86,7 +88,9 @@ def as_dataset(data: Any, source: str = "<memory>") -> Dataset:
 def match_inputs(input_details: list[dict[str, Any]], inputs: Any) -> list[Any]:
     """Order ``inputs`` (an array, or arrays keyed by input name) as the interpreter's ``input_details``.
 
-    A key matches an input whose tensor name equals it, extends it (``serving_default_<key>:0``) or contains it.
+    A key matches an input whose tensor name equals it, extends it (``serving_default_<key>:0``) or contains it:
+    the converter decorates TFLite tensor names, so the match is lenient. Keras input names are not decorated:
+    ``arrays_by_input_name`` matches those exactly.
 
     Raises:
         ValueError: an input has no array.
@@ -106,3 +110,37 @@ def match_inputs(input_details: list[dict[str, Any]], inputs: Any) -> list[Any]:
             raise ValueError(f"no input data for model input '{name}' (given: {', '.join(inputs)})")
         ordered.append(match)
     return ordered
+
+
+def arrays_by_input_name(calibration: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """``calibration`` as one float32 array per Keras model input, keyed exactly by the names in ``names``.
+
+    A single array (or a single-input ``Dataset``/dict, whatever its key) feeds a single-input model.
+
+    Args:
+        calibration: a ``Dataset``, a dict of arrays keyed by input name, or one array.
+        names: the model's input names, in order.
+
+    Returns:
+        ``{name: float32 array}`` in the order of ``names``.
+
+    Raises:
+        CalibrationError: a model input has no array (every missing one is named).
+
+    Example:
+        >>> list(arrays_by_input_name(np.zeros((3, 4)), ["image"]))
+        ['image']
+    """
+    x = getattr(calibration, "x", None)
+    if x is None:
+        if isinstance(calibration, dict):
+            x = calibration
+        else:
+            x = {names[0]: np.asarray(calibration)}
+    if len(names) == 1 and len(x) == 1:
+        return {names[0]: np.asarray(next(iter(x.values())), np.float32)}
+    missing = [n for n in names if n not in x]
+    if missing:
+        raise CalibrationError(f"calibration data: no samples for model input(s) {', '.join(missing)}. "
+                               f"Received arrays: {', '.join(x)}. Key the arrays by input name.")
+    return {n: np.asarray(x[n], np.float32) for n in names}

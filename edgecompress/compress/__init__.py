@@ -16,5 +16,5 @@ def register_serializables() -> None:
     Example:
         >>> register_serializables()  # doctest: +SKIP
     """
-    for name in ("prune", "cluster", "qat", "distill"):
+    for name in ("prune", "cluster", "quantizers", "qat", "distill"):
         importlib.import_module(f"edgecompress.compress.{name}")

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgecompress.capture import captured_output
-from edgecompress.errors import CalibrationError, ConversionError
+from edgecompress.errors import ConversionError
+from edgecompress.samples import arrays_by_input_name
 
 IO_DTYPES = ("int8", "uint8", "float32")
 DEFAULT_MAX_SAMPLES = 500
@@ -92,22 +93,6 @@ def _input_order(model: Any) -> list[str]:
     return [t.name.split(":")[0] for t in model.inputs]
 
 
-def _as_arrays(calibration: Any, names: list[str]) -> dict[str, np.ndarray]:
-    x = getattr(calibration, "x", None)
-    if x is None:
-        if isinstance(calibration, dict):
-            x = calibration
-        else:
-            x = {names[0]: np.asarray(calibration)}
-    if len(names) == 1 and len(x) == 1:
-        return {names[0]: np.asarray(next(iter(x.values())), np.float32)}
-    missing = [n for n in names if n not in x]
-    if missing:
-        raise CalibrationError(f"calibration data: no samples for model input(s) {', '.join(missing)}. "
-                               f"Received arrays: {', '.join(x)}. Key the arrays by input name.")
-    return {n: np.asarray(x[n], np.float32) for n in names}
-
-
 def representative_dataset(arrays: dict[str, np.ndarray], names: list[str],
                            max_samples: int = DEFAULT_MAX_SAMPLES) -> Iterator[list[np.ndarray]]:
     """Yield one calibration sample at a time, each input with a batch axis of 1, in the model's input order.
@@ -148,7 +133,7 @@ def convert(model: Any, calibration: Any, *, io_dtype: str = "int8", allow_float
         raise ConversionError(f"io_dtype must be one of {', '.join(IO_DTYPES)}. Received: {io_dtype!r}.")
     fixed = static_batch(model)
     names = _input_order(fixed)
-    arrays = _as_arrays(calibration, names)
+    arrays = arrays_by_input_name(calibration, names)
     samples = min(len(next(iter(arrays.values()))), max_samples)
     try:
         data = _convert(fixed, arrays, names, io_dtype, strict=True, max_samples=max_samples)

@@ -70,7 +70,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         preprocess: image-folder preprocessing (size, channels, scale, mean, std, channel_order).
         max_samples: calibrate on at most this many samples.
         calibration_method: how activation ranges are chosen: "minmax" (the bare converter), "percentile",
-            "mse", "kl" or "auto" (see ``edgecompress.convert.calibrate``).
+            "mse", "kl" or "auto" (see ``edgecompress.convert.ptq``).
         percentile: for "percentile" (and the percentile candidate of "auto").
         bias_correction: correct Conv/Dense biases for the mean shift of int8 weight rounding.
 
@@ -101,7 +101,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             calibration_summary = {"method": "minmax", "requested": "minmax", "engine": "converter min/max",
                                    "samples": result.calibration_samples, "warnings": []}
         else:
-            from edgecompress.convert.calibrate import calibrate_and_convert
+            from edgecompress.convert.ptq import calibrate_and_convert
 
             result, report = calibrate_and_convert(
                 loaded, calib, method=calibration_method, percentile=percentile, bias_correction=bias_correction,

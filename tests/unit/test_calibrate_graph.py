@@ -7,13 +7,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edgecompress.convert.calibrate import (  # noqa: E402
-    _frozen_fake_quant_class,
-    bias_corrections,
-    fake_quantized_model,
-    quantization_points,
-    quantize_weights_per_channel,
-)
+from edgecompress.convert.bias import bias_corrections, quantize_weights_per_channel  # noqa: E402
+from edgecompress.convert.fake_quant import _frozen_fake_quant_class, fake_quantized_model  # noqa: E402
+from edgecompress.convert.points import quantization_points  # noqa: E402
 
 
 @pytest.fixture(scope="module")

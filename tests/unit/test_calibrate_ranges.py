@@ -5,21 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecompress.convert.calibrate import (
+from edgecompress.convert.activations import ActivationStats
+from edgecompress.convert.bias import quantize_weights_per_channel
+from edgecompress.convert.points import QuantizationPoint
+from edgecompress.convert.ptq import heavily_clipped, range_stability
+from edgecompress.convert.ranges import (
     METHODS,
-    ActivationStats,
     Histogram,
-    QuantizationPoint,
     choose_range,
-    heavily_clipped,
     int8_scale,
     kl_range,
     minmax_range,
     mse_range,
     percentile_range,
     quantization_mse,
-    quantize_weights_per_channel,
-    range_stability,
 )
 from edgecompress.errors import CalibrationError
 
@@ -159,7 +158,7 @@ def test_a_range_clipped_far_inside_the_bulk_of_the_values_is_flagged():
 
 
 def test_auto_warns_that_ranges_are_not_the_cause_when_no_method_wins_back_half_the_loss():
-    from edgecompress.convert.calibrate import _ranges_not_the_cause
+    from edgecompress.convert.ptq import _ranges_not_the_cause
 
     scores = {"minmax": {"agreement": 0.96}, "percentile": {"agreement": 0.97}, "mse": {"agreement": 0.95}}
     note = _ranges_not_the_cause(scores, "percentile", 64)
@@ -167,7 +166,7 @@ def test_auto_warns_that_ranges_are_not_the_cause_when_no_method_wins_back_half_
 
 
 def test_auto_stays_quiet_when_a_method_wins_back_half_or_the_loss_is_small():
-    from edgecompress.convert.calibrate import _ranges_not_the_cause
+    from edgecompress.convert.ptq import _ranges_not_the_cause
 
     assert _ranges_not_the_cause({"minmax": {"agreement": 0.96}, "mse": {"agreement": 0.98}}, "mse", 10) is None
     assert _ranges_not_the_cause({"minmax": {"agreement": 0.995}, "mse": {"agreement": 0.995}}, "mse", 10) is None

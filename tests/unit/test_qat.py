@@ -7,11 +7,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edgecompress.compress.qat import (  # noqa: E402
+from edgecompress.compress.qat import quantize_model  # noqa: E402
+from edgecompress.compress.quantizers import (  # noqa: E402
     QuantizeConfig,
     QuantizeWrapper,
     quantize_annotate_layer,
-    quantize_model,
     quantize_weight,
 )
 from edgecompress.errors import ConversionError  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.tflite import read_model
-from edgecompress.validate.layers import _patched
+from edgecompress.validate.tracing import _patched
 
 FLOAT_MODEL = Path(__file__).resolve().parents[1] / "data" / "tflite" / "conv_dw_dense_float32.tflite"
 
