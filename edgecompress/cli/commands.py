@@ -75,7 +75,7 @@ def _ssh_options(args: argparse.Namespace) -> dict[str, Any]:
             "accept_new_host_key": args.accept_new_host_key, "timeout": args.timeout}
 
 
-def run_export(args: argparse.Namespace) -> int:
+def _run_export(args: argparse.Namespace) -> int:
     """``edgecompress export``."""
     from edgecompress.pipeline.exporting import export
     from edgecompress.pipeline.targets import parse_params
@@ -97,7 +97,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def _run_demo(args: argparse.Namespace) -> int:
     """``edgecompress demo``."""
     from edgecompress.pipeline.demo import DEMO_EPOCHS, demo
 
@@ -119,7 +119,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inspect(args: argparse.Namespace) -> int:
+def _run_inspect(args: argparse.Namespace) -> int:
     """``edgecompress inspect``."""
     from edgecompress.tflite import read_model
 
@@ -131,7 +131,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_check(args: argparse.Namespace) -> int:
+def _run_check(args: argparse.Namespace) -> int:
     """``edgecompress check``: exit 0 fully accelerated, 3 with fallbacks (4 with --strict), 4 cannot run."""
     from edgecompress.pipeline.targets import check_model, list_targets, load_profile, parse_params
 
@@ -166,7 +166,7 @@ def _params_for(name: str, params: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in params.items() if k in declared}
 
 
-def run_targets(args: argparse.Namespace) -> int:
+def _run_targets(args: argparse.Namespace) -> int:
     """``edgecompress targets``."""
     from edgecompress.pipeline.targets import list_targets, load_profile
 
@@ -178,7 +178,7 @@ def run_targets(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_validate(args: argparse.Namespace) -> int:
+def _run_validate(args: argparse.Namespace) -> int:
     """``edgecompress validate``: exit ``ACCURACY_GATE_EXIT`` when the --max-drop gate fails."""
     from edgecompress.pipeline.validating import validate_model
     from edgecompress.validate.evaluate import gated_drop
@@ -208,7 +208,7 @@ def run_validate(args: argparse.Namespace) -> int:
     return ACCURACY_GATE_EXIT if failed else 0
 
 
-def run_bench(args: argparse.Namespace) -> int:
+def _run_bench(args: argparse.Namespace) -> int:
     """``edgecompress bench``."""
     from edgecompress.pipeline.targets import bench_model, parse_params
 
@@ -226,7 +226,7 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_compress(args: argparse.Namespace) -> int:
+def _run_compress(args: argparse.Namespace) -> int:
     """``edgecompress compress``: a progress bar per stage with our engine, then the stage table."""
     from edgecompress.pipeline.compressing import compress
 
@@ -261,23 +261,23 @@ COMMANDS: tuple[Command, ...] = (
             "calibrated on representative data.",
             ("source_model", "export_calibration", "export_out", "io_dtype", "allow_float_fallback", "eval",
              "max_samples", "calibration_method", "percentile", "bias_correction", "unsafe_load", "export_target",
-             "param", "json", *PREPROCESS_OPTIONS), run_export),
+             "param", "json", *PREPROCESS_OPTIONS), _run_export),
     Command("demo", "train a digits CNN, export it to full int8, evaluate and report",
             "Train a small CNN on scikit-learn's digits, export it to full int8 calibrated on calibration/digits/, "
             "evaluate float vs int8 on the held-out split, and write model.keras, model_int8.tflite and "
             "report.json.",
-            ("demo_out", "epochs", "seed", "demo_recipe", "json"), run_demo),
+            ("demo_out", "epochs", "seed", "demo_recipe", "json"), _run_demo),
     Command("inspect", "list a .tflite model's operators, tensors, parameters and MACs (no TensorFlow)",
             "Read a TFLite flatbuffer without running it and say exactly what it is.",
-            ("tflite", "tensors", "json"), run_inspect),
+            ("tflite", "tensors", "json"), _run_inspect),
     Command("check", "will this .tflite run on a target? where does each operator run, does it fit?",
             "Check a full-int8 .tflite against a target profile: per-operator placement (accelerator, CPU "
             "fallback, unsupported) with the limit that decided, partitions, and memory. Exit code 0: runs fully "
             "on the accelerator; 3: runs with fallbacks; 4: cannot run.",
             ("tflite", "check_target", "param", "strict", "rules_only", "check_calibration", "compiled_out", "json"),
-            run_check),
+            _run_check),
     Command("targets", "list the target profiles", "List the shipped target profiles and their parameters.",
-            ("json",), run_targets),
+            ("json",), _run_targets),
     Command("validate", "accuracy of an int8 .tflite against its float model, per layer, with an accuracy gate",
             "Run evaluation data through the int8 model (host LiteRT, TFLite Micro for microcontroller targets, "
             "or a Linux device over ssh) and through the float reference; report top-1/top-5, agreement, cosine, "
@@ -285,15 +285,15 @@ COMMANDS: tuple[Command, ...] = (
             f"worst layers in float. Exit {ACCURACY_GATE_EXIT} when --max-drop is exceeded.",
             ("int8_tflite", "reference", "eval_data", "validate_target", "runtime", "ssh_device", *SSH_OPTIONS,
              "arena_size", "max_drop", "fix", "fix_layers", "fix_calibration", "fix_out", "layer_samples",
-             "unsafe_load", "json", "html"), run_validate),
+             "unsafe_load", "json", "html"), _run_validate),
     Command("bench", "how fast will this .tflite be on a target? (measured or estimated, always labelled)",
             "Latency of a .tflite: measured on a device (--device ssh://user@host[:port] or adb://SERIAL), "
             "measured on this host (LiteRT + XNNPACK, the target's threads), estimated by the target's compiler "
             "(Vela), or estimated by the target's fitted cost model. Every row names its evidence.",
             ("bench_tflite", "bench_target", "bench_device", "runs", "warmup", "threads", "float_model", "param",
-             *SSH_OPTIONS, "benchmark_binary", "op_profiling", "json"), run_bench),
+             *SSH_OPTIONS, "benchmark_binary", "op_profiling", "json"), _run_bench),
     Command("compress", "run a compression recipe (distill, prune, cluster, QAT) on a Keras model",
             "Fine-tune a Keras model through the stages of a YAML recipe and save the result.",
             ("keras_model", "compress_recipe", "train_data", "val", "compress_out", "engine", "unsafe_load",
-             "json"), run_compress),
+             "json"), _run_compress),
 )

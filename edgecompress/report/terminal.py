@@ -95,6 +95,9 @@ def render_export(result: Any, console: Any) -> None:
     Args:
         result: the ``ExportResult`` of ``edgecompress.pipeline.export``.
         console: a rich console.
+
+    Example:
+        >>> render_export(export("m.keras", "calib.npz"), make_console())  # doctest: +SKIP
     """
     conv, model = result.conversion, result.model
     kind = "full int8" if model.get("is_full_int8") else "MIXED int8/float"
@@ -177,6 +180,10 @@ def render_compress(result: Any, console: Any) -> None:
     Args:
         result: the ``CompressResult`` of ``edgecompress.pipeline.compress``.
         console: a rich console.
+
+    Example:
+        >>> result = compress("m.keras", "qat", "train.npz", "m_qat.keras")  # doctest: +SKIP
+        >>> render_compress(result, make_console())  # doctest: +SKIP
     """
     if result.engine == "tfmot":
         for row in result.stages:
@@ -194,6 +201,9 @@ def render_demo(result: Any, out: str, console: Any) -> None:
         result: the ``DemoResult`` of ``edgecompress.pipeline.demo``.
         out: the output directory the files were written under.
         console: a rich console.
+
+    Example:
+        >>> render_demo(demo("build/demo"), "build/demo", make_console())  # doctest: +SKIP
     """
     from rich.table import Table
 
@@ -241,6 +251,9 @@ def render_inspect(info: Any, path: str, console: Any, *, tensors: bool = False)
         path: the file it was read from (the table's title).
         console: a rich console.
         tensors: also list every tensor.
+
+    Example:
+        >>> render_inspect(read_model("m.tflite"), "m.tflite", make_console(), tensors=True)  # doctest: +SKIP
     """
     from rich.table import Table
 
@@ -282,7 +295,12 @@ def render_inspect(info: Any, path: str, console: Any, *, tensors: bool = False)
 # ------------------------------------------------------------------------------------------- check / targets
 
 def render_check_summary(reports: list[Any], console: Any) -> None:
-    """Print one row per target of ``check --target all`` (``CheckReport`` objects)."""
+    """Print one row per target of ``check --target all`` (``CheckReport`` objects).
+
+    Example:
+        >>> reports = [check_model("m.tflite", load_profile(name)) for name in list_targets()]  # doctest: +SKIP
+        >>> render_check_summary(reports, make_console())  # doctest: +SKIP
+    """
     from rich.table import Table
 
     table = Table(title="edgecompress check: all targets")
@@ -296,7 +314,12 @@ def render_check_summary(reports: list[Any], console: Any) -> None:
 
 
 def render_check(report: Any, console: Any) -> None:
-    """Print one ``CheckReport``: verdict, per-operator placement, memory, the tools' figures and notes."""
+    """Print one ``CheckReport``: verdict, per-operator placement, memory, the tools' figures and notes.
+
+    Example:
+        >>> report = check_model("m.tflite", load_profile("esp32-s3"))  # doctest: +SKIP
+        >>> render_check(report, make_console())  # doctest: +SKIP
+    """
     from rich.table import Table
 
     params = ", ".join(f"{k}={v}" for k, v in report.params.items())
@@ -327,7 +350,12 @@ def render_check(report: Any, console: Any) -> None:
 
 
 def render_targets(profiles: list[Any], console: Any) -> None:
-    """Print the shipped target profiles (``Profile`` objects), one row each."""
+    """Print the shipped target profiles (``Profile`` objects), one row each.
+
+    Example:
+        >>> profiles = [load_profile(name) for name in list_targets()]  # doctest: +SKIP
+        >>> render_targets(profiles, make_console())  # doctest: +SKIP
+    """
     from rich.table import Table
 
     table = Table(title="edgecompress targets")
@@ -353,6 +381,9 @@ def render_validate(result: Any, console: Any, *, html: str | None = None,
         console: a rich console.
         html: the HTML report's path, when one was written.
         gate: ``{"max_drop", "drop", "passed"}`` when --max-drop was given.
+
+    Example:
+        >>> render_validate(validate_model("m.tflite", "test.npz", "m.keras"), make_console())  # doctest: +SKIP
     """
     for renderable in Report.from_validation(result).terminal():
         console.print(renderable)
@@ -375,6 +406,9 @@ def render_bench(rows: list[Any], model: str, console: Any) -> None:
         rows: the rows of ``bench_model``.
         model: the benchmarked file (the table's title).
         console: a rich console.
+
+    Example:
+        >>> render_bench(bench_model("m.tflite", "all"), "m.tflite", make_console())  # doctest: +SKIP
     """
     from rich.table import Table
 
