@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,37 @@ from edgecompress.errors import CalibrationError
 from edgecompress.pipeline.model_data import model_data
 
 
+@dataclasses.dataclass
+class CompressResult:
+    """What ``compress`` produced.
+
+    Args:
+        output: path of the written model (``.keras``; with the tfmot engine ``.h5`` or ``.tflite``).
+        recipe: the recipe it ran, as given.
+        stages: one row per stage, ``StageResult.to_dict()`` keys (the tfmot engine's rows have the same).
+        engine: "keras" (ours) or "tfmot".
+
+    Example:
+        >>> CompressResult("small.keras", "default", []).to_dict()
+        {'output': 'small.keras', 'recipe': 'default', 'stages': []}
+    """
+
+    output: str
+    recipe: str
+    stages: list[dict[str, Any]]
+    engine: str = "keras"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``edgecompress compress --json``: ``engine`` is only named when it is not ours."""
+        data: dict[str, Any] = {"output": self.output, "recipe": self.recipe}
+        if self.engine != "keras":
+            data["engine"] = self.engine
+        data["stages"] = self.stages
+        return data
+
+
 def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, *, val: Any = None,
-             safe_mode: bool = True, on_epoch: Any = None, engine: str = "keras") -> dict[str, Any]:
+             safe_mode: bool = True, on_epoch: Any = None, engine: str = "keras") -> CompressResult:
     """Run a compression recipe on a model file and save the result atomically as ``.keras``.
 
     Args:
@@ -26,7 +56,7 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
             prune, cluster and qat stages; with qat the output is a full-int8 ``.tflite``, else an ``.h5``).
 
     Returns:
-        ``{"output", "recipe", "stages": [StageResult.to_dict(), ...]}``.
+        A ``CompressResult``.
 
     Example:
         >>> compress("model.keras", "recipe.yaml", "train.npz", "small.keras")  # doctest: +SKIP
@@ -42,9 +72,10 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
 
         if safe_mode and Path(model).suffix.lower() in (".h5", ".hdf5") and Path(model).is_file():
             refuse_code_in_h5(Path(model))
-        return run_tfmot(Path(model), stages, load_data(data, purpose="evaluation"),
+        done = run_tfmot(Path(model), stages, load_data(data, purpose="evaluation"),
                          None if val is None else load_data(val, purpose="evaluation"), Path(out),
                          safe_mode=safe_mode, recipe=str(recipe))
+        return CompressResult(done["output"], done["recipe"], done["stages"], engine=done["engine"])
     loaded = load_model(model, safe_mode=safe_mode)
     train = model_data(data, loaded, None, "calibration")
     validation = model_data(val, loaded, None, "evaluation") if val is not None else None
@@ -53,7 +84,7 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
     final, rows = run_recipe(loaded.model, stages, train, validation, on_epoch=on_epoch, export=int8_bytes)
     with atomic_path(out) as tmp:
         final.save(tmp)
-    return {"output": str(out), "recipe": str(recipe), "stages": [row.to_dict() for row in rows]}
+    return CompressResult(str(out), str(recipe), [row.to_dict() for row in rows])
 
 
 def int8_bytes(model: Any, calibration: Any) -> bytes:

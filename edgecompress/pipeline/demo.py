@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,78 @@ DEMO_SEED = 0
 
 
 DEMO_EPOCHS = 30
+
+
+@dataclasses.dataclass
+class DemoResult:
+    """What ``demo`` measured; ``to_dict()`` is the content of ``report.json``.
+
+    Args:
+        model: what was trained, in words.
+        train_samples: size of the digits training split.
+        test_samples: size of the held-out split everything is evaluated on.
+        calibration: ``{"file", "samples"}`` of the shipped calibration set.
+        epochs: training epochs.
+        seed: the seed for weights and shuffling.
+        keras_top1: top-1 of the Keras model on the held-out split.
+        float_top1: top-1 of the float32 ``.tflite``.
+        int8_top1: top-1 of the int8 ``.tflite``.
+        drop_points: ``float_top1 - int8_top1`` in points.
+        agreement: top-1 agreement of int8 with the Keras model.
+        cosine_mean: mean cosine similarity of the int8 outputs with the Keras model's.
+        float_bytes: size of the float32 ``.tflite``.
+        int8_bytes: size of the int8 ``.tflite``.
+        full_int8: whether the int8 flatbuffer is full int8.
+        int8_io: dtypes of the int8 model's inputs and outputs.
+        operators: operator histogram of the int8 model.
+        total_macs: multiply-accumulates of one inference.
+        timings_s: seconds per stage.
+        files: the files written under the output directory.
+        worst_layers: the three layers with the largest quantization error (``LayerError.to_dict()``).
+        error_diagnosis: where the int8 error is, in words.
+        weights_only_snr_db: output SNR with int8 weights and float activations.
+        targets: one ``check_row`` per shipped target.
+        compressed: the recipe's compressed model, when a recipe was given.
+        latency: ``latency_rows`` of the float and int8 models.
+
+    Example:
+        >>> demo("build/demo").to_dict()["files"][0]  # doctest: +SKIP
+        'model.keras'
+    """
+
+    model: str
+    train_samples: int
+    test_samples: int
+    calibration: dict[str, Any]
+    epochs: int
+    seed: int
+    keras_top1: float
+    float_top1: float | None
+    int8_top1: float | None
+    drop_points: float
+    agreement: float | None
+    cosine_mean: float | None
+    float_bytes: int
+    int8_bytes: int
+    full_int8: bool
+    int8_io: list[str]
+    operators: dict[str, int]
+    total_macs: int
+    timings_s: dict[str, float]
+    files: list[str]
+    worst_layers: list[dict[str, Any]]
+    error_diagnosis: str | None
+    weights_only_snr_db: float | None
+    targets: list[dict[str, Any]]
+    compressed: dict[str, Any] | None = None
+    latency: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as ``report.json`` holds it (``compressed`` only when a recipe ran)."""
+        data = dataclasses.asdict(self)
+        if self.compressed is None:
+            del data["compressed"]
+        return data
 
 
 def build_demo_model(input_shape: tuple[int, ...] = (8, 8, 1), classes: int = 10) -> Any:
@@ -51,7 +124,7 @@ def train_demo_model(train: Any, *, epochs: int = DEMO_EPOCHS, seed: int = DEMO_
 
 
 def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int = DEMO_SEED,
-         recipe: str | Path | None = None) -> dict[str, Any]:
+         recipe: str | Path | None = None) -> DemoResult:
     """Train the digits CNN, export it to full int8 on the shipped calibration set, evaluate and report.
 
     Args:
@@ -63,11 +136,11 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
             evaluated and reported beside the plain int8 one (``compressed.keras``, ``compressed_int8.tflite``).
 
     Returns:
-        The report as a dict (also written to ``report.json``).
+        A ``DemoResult`` (its ``to_dict()`` is also written to ``report.json``).
 
     Example:
         >>> report = demo("build/demo")  # doctest: +SKIP
-        >>> report["int8_top1"] >= report["float_top1"] - 0.01  # doctest: +SKIP
+        >>> report.int8_top1 >= report.float_top1 - 0.01  # doctest: +SKIP
         True
     """
     from edgecompress.convert.converter import convert, convert_float
@@ -96,46 +169,47 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
     with timer.stage("check"):
         checks = check_all_targets(result.tflite, test.first[:20])
     info = read_model(result.tflite)
-    report = {
-        "model": "digits_cnn (sklearn digits, 8x8x1, 10 classes)",
-        "train_samples": len(train),
-        "test_samples": len(test),
-        "calibration": {"file": f"calibration/digits/{calib_file.name}", "samples": len(calibration)},
-        "epochs": epochs,
-        "seed": seed,
-        "keras_top1": keras_top1,
-        "float_top1": float_eval.top1,
-        "int8_top1": int8_eval.top1,
-        "drop_points": round(100.0 * (float_eval.top1 - int8_eval.top1), 4),
-        "agreement": int8_eval.agreement,
-        "cosine_mean": int8_eval.cosine_mean,
-        "float_bytes": len(float_bytes),
-        "int8_bytes": len(result.tflite),
-        "full_int8": info.is_full_int8,
-        "int8_io": [t.dtype for t in (info.tensors[i] for i in info.inputs + info.outputs)],
-        "operators": info.to_dict().get("op_histogram", {}),
-        "total_macs": info.total_macs,
-        "timings_s": timer.seconds,
-        "files": ["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
-        "worst_layers": [layer.to_dict() for layer in layers.layers[:3]],
-        "error_diagnosis": layers.diagnosis,
-        "weights_only_snr_db": layers.weights_only_snr_db,
-        "targets": [check_row(c) for c in checks],
-    }
+    report = DemoResult(
+        model="digits_cnn (sklearn digits, 8x8x1, 10 classes)",
+        train_samples=len(train),
+        test_samples=len(test),
+        calibration={"file": f"calibration/digits/{calib_file.name}", "samples": len(calibration)},
+        epochs=epochs,
+        seed=seed,
+        keras_top1=keras_top1,
+        float_top1=float_eval.top1,
+        int8_top1=int8_eval.top1,
+        drop_points=round(100.0 * (float_eval.top1 - int8_eval.top1), 4),
+        agreement=int8_eval.agreement,
+        cosine_mean=int8_eval.cosine_mean,
+        float_bytes=len(float_bytes),
+        int8_bytes=len(result.tflite),
+        full_int8=info.is_full_int8,
+        int8_io=[t.dtype for t in (info.tensors[i] for i in info.inputs + info.outputs)],
+        operators=info.to_dict().get("op_histogram", {}),
+        total_macs=info.total_macs,
+        timings_s=timer.seconds,
+        files=["model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html"],
+        worst_layers=[layer.to_dict() for layer in layers.layers[:3]],
+        error_diagnosis=layers.diagnosis,
+        weights_only_snr_db=layers.weights_only_snr_db,
+        targets=[check_row(c) for c in checks],
+    )
     with atomic_path(out_dir / "model.keras") as tmp:
         model.save(tmp)
     atomic_write_bytes(out_dir / "model_float.tflite", float_bytes)
     atomic_write_bytes(out_dir / "model_int8.tflite", result.tflite)
     if recipe is not None:
         with timer.stage("compress"):
-            report["compressed"] = _demo_compressed(model, recipe, train, test, calibration, len(float_bytes),
-                                                    out_dir)
-        report["files"] += ["compressed.keras", "compressed_int8.tflite"]
+            report.compressed = _demo_compressed(model, recipe, train, test, calibration, len(float_bytes),
+                                                 out_dir)
+        report.files += ["compressed.keras", "compressed_int8.tflite"]
     with timer.stage("bench"):
-        report["latency"] = latency_rows(out_dir / "model_int8.tflite", out_dir / "model_float.tflite")
-    report["timings_s"] = timer.seconds
-    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out_dir / "report.html", _demo_report(report, float_eval, int8_eval, layers).to_html())
+        report.latency = latency_rows(out_dir / "model_int8.tflite", out_dir / "model_float.tflite")
+    report.timings_s = timer.seconds
+    data = report.to_dict()
+    atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.html", _demo_report(data, float_eval, int8_eval, layers).to_html())
     return report
 
 
