@@ -129,8 +129,8 @@ ROWS = [("bare converter (min/max)", None, False), ("bare + bias correction", "m
 
 
 def run_model(name, model, calib, test):
-    from edgecompress.convert.converter import convert
-    from edgecompress.convert.ptq import calibrate_and_convert
+    from edgecompress.conversion.converter import convert
+    from edgecompress.conversion.ptq import calibrate_and_convert
     from edgecompress.validate.evaluate import evaluate
 
     rows = []
@@ -167,9 +167,9 @@ def noise_budget(name, model, calib, test):
     activations only: the Keras model with every quantization point fake-quantized to its range, float weights;
     per tensor: each quantization point's own int8 rounding of its float values on the test split.
     """
-    from edgecompress.convert.activations import collect_activations
-    from edgecompress.convert.converter import convert, convert_float
-    from edgecompress.convert.fake_quant import fake_quantized_model
+    from edgecompress.conversion.activations import collect_activations
+    from edgecompress.conversion.converter import convert, convert_float
+    from edgecompress.conversion.fake_quant import fake_quantized_model
     from edgecompress.validate.layers import layer_errors
 
     reference = model.predict(test.first, verbose=0)
@@ -211,9 +211,9 @@ def range_search(name, model, calib, test, search_on, sweeps=2):
     import keras
     import tensorflow as tf
 
-    from edgecompress.convert.activations import collect_activations
-    from edgecompress.convert.bias import quantize_weights_per_channel
-    from edgecompress.convert.points import _functional
+    from edgecompress.conversion.activations import collect_activations
+    from edgecompress.conversion.bias import quantize_weights_per_channel
+    from edgecompress.conversion.points import _functional
 
     fn = _functional(keras.models.clone_model(model))
     fn.set_weights(model.get_weights())

@@ -51,7 +51,7 @@ def fit(model, train, epochs, callbacks=()):
 
 
 def to_int8(model, x) -> bytes:
-    from edgecompress.convert import converter as conversion
+    from edgecompress.conversion import converter as conversion
 
     return conversion.convert(model, x, max_samples=300).tflite
 
@@ -186,7 +186,7 @@ def main() -> None:
         strip_pruning,
     )
     from edgecompress.compress.qat import quantize_model
-    from edgecompress.convert.converter import convert_float
+    from edgecompress.conversion.converter import convert_float
     from edgecompress.load.dataset import digits_dataset
 
     train, test = digits_dataset()

@@ -25,7 +25,7 @@ def build_files(directory: Path) -> tuple[Path, Path]:
     import keras
     import numpy as np
 
-    from edgecompress.convert.converter import convert, convert_float
+    from edgecompress.conversion.converter import convert, convert_float
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), alpha=0.35)

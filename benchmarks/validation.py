@@ -14,7 +14,7 @@ The top 3 are also kept float together (one re-export) against 3 random layers t
 calibration noise floor is the spread of PTQ's output SNR over five calibration subsets (290 of the 300 samples):
 a fallback re-draws the rounding of everything downstream, so a gain below that spread is not a measurement.
 QAT: ``edgecompress.compress.qat.quantize_model`` on the trained model, fine-tuned briefly, converted with
-``edgecompress.convert.converter``, compared with the same float model (fallback is not measured for QAT: its ranges come
+``edgecompress.conversion.converter``, compared with the same float model (fallback is not measured for QAT: its ranges come
 from fake-quant nodes, which the calibrate-and-denylist re-export does not use). Expected gains are printed with
 two decimals; on the two trained models they are all below 0.3 dB.
 
@@ -79,7 +79,7 @@ def qat_int8(model, train, epochs: int):
     import keras
 
     from edgecompress.compress.qat import quantize_model
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
 
     keras.utils.set_random_seed(0)
     qat = quantize_model(model)
@@ -103,7 +103,7 @@ def noise_floor(float_bytes, train, test, reference, *, seed: int = 0, subsets: 
     A fallback changes the rounding of everything downstream, so a measured gain smaller than this spread
     cannot be told from a different draw of the same rounding noise.
     """
-    from edgecompress.convert.requantize import calibrate, quantize
+    from edgecompress.conversion.requantize import calibrate, quantize
     from edgecompress.samples import Dataset
     from edgecompress.validate.evaluate import evaluate
 
@@ -123,8 +123,8 @@ def noise_floor(float_bytes, train, test, reference, *, seed: int = 0, subsets: 
 def measure(name, model, train, test, *, qat_epochs: int = 0, seed: int = 0):
     from scipy.stats import spearmanr
 
-    from edgecompress.convert.converter import convert_float
-    from edgecompress.convert.requantize import calibrate, quantize
+    from edgecompress.conversion.converter import convert_float
+    from edgecompress.conversion.requantize import calibrate, quantize
     from edgecompress.runtimes.host import HostRunner
     from edgecompress.validate.evaluate import evaluate
     from edgecompress.validate.layers import layer_errors

@@ -103,7 +103,7 @@ def build_model(name: str, directory: Path) -> Path | None:
 
 
 def full_int8(model: Any, samples: np.ndarray) -> bytes:
-    """Full-int8 conversion with int8 I/O and a static batch of 1 (the settings of edgecompress.convert.converter)."""
+    """Full-int8 conversion with int8 I/O and a static batch of 1 (the settings of edgecompress.conversion.converter)."""
     import keras
     import tensorflow as tf
 

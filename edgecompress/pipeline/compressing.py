@@ -89,6 +89,6 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
 
 def int8_bytes(model: Any, calibration: Any) -> bytes:
     """The full-int8 export of a compression stage's model, for the per-stage size columns."""
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
 
     return convert(model, calibration).tflite

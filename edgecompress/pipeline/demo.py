@@ -143,7 +143,7 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         >>> report.int8_top1 >= report.float_top1 - 0.01  # doctest: +SKIP
         True
     """
-    from edgecompress.convert.converter import convert, convert_float
+    from edgecompress.conversion.converter import convert, convert_float
     from edgecompress.load.dataset import digits_dataset, load_data, shipped_calibration
     from edgecompress.tflite import read_model
     from edgecompress.validate.evaluate import evaluate
@@ -218,7 +218,7 @@ def _demo_compressed(model: Any, recipe: str | Path, train: Any, test: Any, cali
     import gzip
 
     from edgecompress.compress.recipe import load_recipe, run_recipe
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
     from edgecompress.tflite import read_model
     from edgecompress.validate.evaluate import evaluate
 

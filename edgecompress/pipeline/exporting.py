@@ -70,7 +70,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         preprocess: image-folder preprocessing (size, channels, scale, mean, std, channel_order).
         max_samples: calibrate on at most this many samples.
         calibration_method: how activation ranges are chosen: "minmax" (the bare converter), "percentile",
-            "mse", "kl" or "auto" (see ``edgecompress.convert.ptq``).
+            "mse", "kl" or "auto" (see ``edgecompress.conversion.ptq``).
         percentile: for "percentile" (and the percentile candidate of "auto").
         bias_correction: correct Conv/Dense biases for the mean shift of int8 weight rounding.
 
@@ -80,7 +80,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
     Example:
         >>> export("model.keras", "calibration/digits/digits_calibration.npz", "model_int8.tflite")  # doctest: +SKIP
     """
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
     from edgecompress.load.dataset import load_data
     from edgecompress.pipeline.loading import load_model
     from edgecompress.tflite import read_model
@@ -101,7 +101,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             calibration_summary = {"method": "minmax", "requested": "minmax", "engine": "converter min/max",
                                    "samples": result.calibration_samples, "warnings": []}
         else:
-            from edgecompress.convert.ptq import calibrate_and_convert
+            from edgecompress.conversion.ptq import calibrate_and_convert
 
             result, report = calibrate_and_convert(
                 loaded, calib, method=calibration_method, percentile=percentile, bias_correction=bias_correction,

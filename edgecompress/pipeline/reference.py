@@ -70,7 +70,7 @@ def load_reference(path: str | os.PathLike[str], data: Dataset, *, safe_mode: bo
         return Reference(str(source), "tflite", runner.predict(data.x)[0], float_bytes)
     if source.suffix.lower() == ".onnx":
         return Reference(str(source), "onnx", _onnx_outputs(source, data), *_onnx_float_tflite(source, data))
-    from edgecompress.convert.converter import convert_float
+    from edgecompress.conversion.converter import convert_float
     from edgecompress.pipeline.loading import load_model
 
     loaded = load_model(source, safe_mode=safe_mode)
@@ -87,7 +87,7 @@ def load_reference(path: str | os.PathLike[str], data: Dataset, *, safe_mode: bo
 def _onnx_float_tflite(path: Path, data: Dataset) -> tuple[bytes | None, list[str]]:
     """The float ``.tflite`` the per-layer error compares with: the ONNX model through the same offline onnx2tf
     path ``export`` takes, so its tensors carry the names the int8 export's do."""
-    from edgecompress.convert.converter import convert_float
+    from edgecompress.conversion.converter import convert_float
     from edgecompress.pipeline.loading import load_model
 
     note = ("outputs compared with onnxruntime; per-layer error against the float .tflite of the same onnx2tf "

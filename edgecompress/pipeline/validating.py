@@ -114,7 +114,7 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
         if layers is None or not layers.layers:
             raise CalibrationError("--fix float-fallback needs the per-layer ranking, which needs a Keras or float "
                                    ".tflite reference. Received: a reference without a float .tflite counterpart.")
-        from edgecompress.convert.requantize import calibrate, quantize, weights_per_channel
+        from edgecompress.conversion.requantize import calibrate, quantize, weights_per_channel
         from edgecompress.validate.layers import FALLBACK_WORTH_DB
 
         calib = load_data(calibration, purpose="calibration")

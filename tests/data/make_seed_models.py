@@ -15,7 +15,7 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from edgecompress.convert.converter import convert, convert_float, static_batch
+    from edgecompress.conversion.converter import convert, convert_float, static_batch
     from edgecompress.load.dataset import digits_dataset
 
     train, _ = digits_dataset()

@@ -17,8 +17,8 @@ from tests.sshd import unavailable_reason as sshd_unavailable
 
 @pytest.fixture(scope="module")
 def files(small_cnn, digits, keras_file, test_npz, calibration_npz, tmp_path_factory):
-    from edgecompress.convert.converter import convert_float
-    from edgecompress.convert.requantize import float_fallback
+    from edgecompress.conversion.converter import convert_float
+    from edgecompress.conversion.requantize import float_fallback
 
     out = tmp_path_factory.mktemp("validate")
     train = digits[0].take(200)

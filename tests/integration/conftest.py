@@ -6,8 +6,8 @@ import numpy as np
 
 
 def convert_int8(model, calibration: np.ndarray) -> bytes:
-    """Full-int8 flatbuffer of ``model`` via ``edgecompress.convert.converter`` (static batch 1, int8 I/O)."""
-    from edgecompress.convert import converter as conversion
+    """Full-int8 flatbuffer of ``model`` via ``edgecompress.conversion.converter`` (static batch 1, int8 I/O)."""
+    from edgecompress.conversion import converter as conversion
 
     return conversion.convert(model, calibration, max_samples=200).tflite
 

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edgecompress.convert.ptq import calibrate_and_convert  # noqa: E402
-from edgecompress.convert.ranges import int8_scale  # noqa: E402
+from edgecompress.conversion.ptq import calibrate_and_convert  # noqa: E402
+from edgecompress.conversion.ranges import int8_scale  # noqa: E402
 from edgecompress.load.dataset import digits_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow  # trains a tiny model and converts it: ~15 s on a shared 2-core machine

@@ -90,8 +90,8 @@ def test_qat_inlines_nested_models_and_converts_without_inner_quantize_ops(digit
 
 
 def test_calibration_places_ranges_inside_a_nested_backbone(digits):
-    from edgecompress.convert.points import quantization_points
-    from edgecompress.convert.ptq import calibrate_and_convert
+    from edgecompress.conversion.points import quantization_points
+    from edgecompress.conversion.ptq import calibrate_and_convert
 
     train, _ = digits
     model = _nested(train)

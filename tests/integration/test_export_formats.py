@@ -82,7 +82,7 @@ def test_onnx_exports_offline_to_full_int8(onnx_bundle, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("io_dtype", ["uint8", "float32"])
 def test_io_dtype_relaxes_only_the_model_edges(io_dtype, small_cnn, digits, tmp_path):
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
 
     result = convert(small_cnn, digits[0].take(100), io_dtype=io_dtype)
     info = read_model(result.tflite)
@@ -106,7 +106,7 @@ def _model_with_sine(shape=(8, 8, 1)):
 
 
 def test_model_that_cannot_be_full_int8_names_the_float_operator(digits):
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
     from edgecompress.errors import ConversionError
 
     with pytest.raises(ConversionError, match=r"cannot be made full-int8: .*SIN") as err:
@@ -115,7 +115,7 @@ def test_model_that_cannot_be_full_int8_names_the_float_operator(digits):
 
 
 def test_float_fallback_writes_mixed_model_and_says_so(digits):
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
 
     result = convert(_model_with_sine(), digits[0].take(50), allow_float_fallback=True)
     assert not result.full_int8
@@ -129,7 +129,7 @@ def test_float_fallback_writes_mixed_model_and_says_so(digits):
 def test_dynamic_batch_model_converts_with_static_batch_one(digits):
     import keras
 
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Reshape((64,)), keras.layers.Dense(10)])

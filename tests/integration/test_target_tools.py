@@ -145,7 +145,7 @@ def float_model(tmp_path_factory):
     import keras
 
     from edgecompress.capture import captured_output
-    from edgecompress.convert.converter import convert_float
+    from edgecompress.conversion.converter import convert_float
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),

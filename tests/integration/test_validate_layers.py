@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecompress.convert.requantize import float_fallback
+from edgecompress.conversion.requantize import float_fallback
 from edgecompress.runtimes.host import HostRunner
 from edgecompress.validate.evaluate import evaluate
 from edgecompress.validate.layers import layer_errors
@@ -29,7 +29,7 @@ def broken_dense_model(small_cnn):
 
 @pytest.fixture(scope="module")
 def models(small_cnn, digits):
-    from edgecompress.convert.converter import convert_float
+    from edgecompress.conversion.converter import convert_float
 
     train, _ = digits
     good_float = convert_float(small_cnn)
@@ -60,7 +60,7 @@ def test_the_layer_with_badly_quantized_weights_ranks_first(models, digits):
 
 @pytest.mark.slow
 def test_the_first_ranked_layer_is_the_one_whose_fallback_recovers_the_most(models, digits):
-    from edgecompress.convert.requantize import calibrate, quantize
+    from edgecompress.conversion.requantize import calibrate, quantize
 
     train, test = digits
     test = test.take(200)
@@ -98,7 +98,7 @@ def test_the_diagnosis_says_whether_the_error_is_in_a_few_weights_or_spread_out(
 
 @pytest.mark.slow
 def test_a_per_tensor_model_is_re_exported_per_tensor(models, digits):
-    from edgecompress.convert.requantize import calibrate, quantize, weights_per_channel
+    from edgecompress.conversion.requantize import calibrate, quantize, weights_per_channel
     from edgecompress.tflite import read_model
 
     calibrated = calibrate(models["good_float"], digits[0].take(100))
@@ -139,7 +139,7 @@ def test_tflite_micro_agrees_with_host_litert_on_the_same_int8_model(models, dig
 def test_per_layer_error_of_a_two_input_model_matches_every_int8_tensor(digits):
     import keras
 
-    from edgecompress.convert.converter import convert, convert_float
+    from edgecompress.conversion.converter import convert, convert_float
 
     train, test = digits
     keras.utils.set_random_seed(0)

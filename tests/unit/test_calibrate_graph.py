@@ -7,9 +7,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edgecompress.convert.bias import bias_corrections, quantize_weights_per_channel  # noqa: E402
-from edgecompress.convert.fake_quant import _frozen_fake_quant_class, fake_quantized_model  # noqa: E402
-from edgecompress.convert.points import quantization_points  # noqa: E402
+from edgecompress.conversion.bias import bias_corrections, quantize_weights_per_channel  # noqa: E402
+from edgecompress.conversion.fake_quant import _frozen_fake_quant_class, fake_quantized_model  # noqa: E402
+from edgecompress.conversion.points import quantization_points  # noqa: E402
 
 
 @pytest.fixture(scope="module")

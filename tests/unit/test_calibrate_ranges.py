@@ -1,15 +1,15 @@
-"""Range choosers of edgecompress.convert.calibrate on synthetic distributions (numpy only, no conversion)."""
+"""Range choosers of edgecompress.conversion.calibrate on synthetic distributions (numpy only, no conversion)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edgecompress.convert.activations import ActivationStats
-from edgecompress.convert.bias import quantize_weights_per_channel
-from edgecompress.convert.points import QuantizationPoint
-from edgecompress.convert.ptq import heavily_clipped, range_stability
-from edgecompress.convert.ranges import (
+from edgecompress.conversion.activations import ActivationStats
+from edgecompress.conversion.bias import quantize_weights_per_channel
+from edgecompress.conversion.points import QuantizationPoint
+from edgecompress.conversion.ptq import heavily_clipped, range_stability
+from edgecompress.conversion.ranges import (
     METHODS,
     Histogram,
     choose_range,
@@ -158,7 +158,7 @@ def test_a_range_clipped_far_inside_the_bulk_of_the_values_is_flagged():
 
 
 def test_auto_warns_that_ranges_are_not_the_cause_when_no_method_wins_back_half_the_loss():
-    from edgecompress.convert.ptq import _ranges_not_the_cause
+    from edgecompress.conversion.ptq import _ranges_not_the_cause
 
     scores = {"minmax": {"agreement": 0.96}, "percentile": {"agreement": 0.97}, "mse": {"agreement": 0.95}}
     note = _ranges_not_the_cause(scores, "percentile", 64)
@@ -166,7 +166,7 @@ def test_auto_warns_that_ranges_are_not_the_cause_when_no_method_wins_back_half_
 
 
 def test_auto_stays_quiet_when_a_method_wins_back_half_or_the_loss_is_small():
-    from edgecompress.convert.ptq import _ranges_not_the_cause
+    from edgecompress.conversion.ptq import _ranges_not_the_cause
 
     assert _ranges_not_the_cause({"minmax": {"agreement": 0.96}, "mse": {"agreement": 0.98}}, "mse", 10) is None
     assert _ranges_not_the_cause({"minmax": {"agreement": 0.995}, "mse": {"agreement": 0.995}}, "mse", 10) is None

@@ -29,12 +29,12 @@ def test_the_import_contract_is_kept():
 
 
 def test_a_stage_importing_another_breaks_the_contract(tmp_path):
-    """The contract can fail: a copy of the package where convert imports validate is reported broken."""
+    """The contract can fail: a copy of the package where conversion imports validate is reported broken."""
     copy = tmp_path / "repo"
     shutil.copytree(ROOT / "edgecompress", copy / "edgecompress", ignore=shutil.ignore_patterns("__pycache__", "data"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-    (copy / "edgecompress" / "convert" / "upward.py").write_text("import edgecompress.validate.evaluate\n")
+    (copy / "edgecompress" / "conversion" / "upward.py").write_text("import edgecompress.validate.evaluate\n")
     proc = subprocess.run(_lint_imports(), cwd=copy, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(copy)})
     assert proc.returncode != 0
-    assert "edgecompress.convert is not allowed to import edgecompress.validate" in proc.stdout
+    assert "edgecompress.conversion is not allowed to import edgecompress.validate" in proc.stdout

@@ -6,7 +6,7 @@ converter quantizes on its own are histogrammed on the calibration data, a range
 (``percentile``, ``mse`` or ``kl``), and the ranges are frozen into the graph as fake-quant nodes after the layer
 outputs: the converter then emits exactly those scales (checked in the flatbuffer afterwards).
 
-Where the fake-quant nodes go: ``edgecompress.convert.points``. The parts: ``ranges`` (histograms and range
+Where the fake-quant nodes go: ``edgecompress.conversion.points``. The parts: ``ranges`` (histograms and range
 choosers), ``activations`` (collecting them), ``fake_quant`` (freezing), ``bias`` (bias correction); this
 module converts, checks the flatbuffer and reports.
 
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from edgecompress.capture import captured_output
-from edgecompress.convert.activations import BATCH, ActivationStats, _input_arrays, collect_activations
-from edgecompress.convert.bias import bias_corrected_model, bias_corrections
-from edgecompress.convert.fake_quant import fake_quantized_model
-from edgecompress.convert.points import _functional
-from edgecompress.convert.ranges import (
+from edgecompress.conversion.activations import BATCH, ActivationStats, _input_arrays, collect_activations
+from edgecompress.conversion.bias import bias_corrected_model, bias_corrections
+from edgecompress.conversion.fake_quant import fake_quantized_model
+from edgecompress.conversion.points import _functional
+from edgecompress.conversion.ranges import (
     AUTO,
     CHOICES,
     DEFAULT_PERCENTILE,
@@ -210,7 +210,7 @@ def _stability_warnings(stability: dict[str, Any], samples: int) -> list[str]:
 def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str, np.ndarray],
                   updates: dict[str, list[np.ndarray]], percentile: float, convert_kwargs: dict[str, Any]
                   ) -> tuple[Any, dict[str, tuple[float, float]], dict[str, Any] | None]:
-    from edgecompress.convert.converter import convert
+    from edgecompress.conversion.converter import convert
 
     if method == "minmax":
         target = bias_corrected_model(fn, updates) if updates else fn

@@ -1,6 +1,6 @@
 """Freezing ranges into the graph: frozen fake-quant nodes after the inputs and layer outputs.
 
-The converter then emits exactly those scales (``edgecompress.convert.ptq.scale_check`` verifies it).
+The converter then emits exactly those scales (``edgecompress.conversion.ptq.scale_check`` verifies it).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.convert.points import _functional
+from edgecompress.conversion.points import _functional
 
 
 def _frozen_fake_quant_class() -> type:

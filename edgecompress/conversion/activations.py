@@ -1,6 +1,6 @@
 """Collecting activations: histograms of every quantization point over the calibration data.
 
-The histograms over growing prefixes of the samples feed ``edgecompress.convert.ptq.range_stability``.
+The histograms over growing prefixes of the samples feed ``edgecompress.conversion.ptq.range_stability``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from edgecompress.capture import captured_output
-from edgecompress.convert.points import QuantizationPoint, _functional, quantization_points
-from edgecompress.convert.ranges import DEFAULT_PERCENTILE, HISTOGRAM_BINS, Histogram, choose_range
+from edgecompress.conversion.points import QuantizationPoint, _functional, quantization_points
+from edgecompress.conversion.ranges import DEFAULT_PERCENTILE, HISTOGRAM_BINS, Histogram, choose_range
 from edgecompress.samples import arrays_by_input_name
 
 CHECKPOINTS = (25, 50, 100, 200, 400, 800, 1600, 3200)

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from edgecompress.capture import captured_output
-from edgecompress.convert.activations import _batches, _input_arrays
-from edgecompress.convert.fake_quant import fake_quantized_model
-from edgecompress.convert.points import _WEIGHT_LAYERS, _functional, _graph
+from edgecompress.conversion.activations import _batches, _input_arrays
+from edgecompress.conversion.fake_quant import fake_quantized_model
+from edgecompress.conversion.points import _WEIGHT_LAYERS, _functional, _graph
 
 
 def quantize_weights_per_channel(kernel: np.ndarray, reduce_axes: tuple[int, ...]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Activation ranges from histograms (pure numpy): min/max, percentile, MSE and KL choosers, int8 scales.
 
-``edgecompress.convert.activations`` fills the histograms; ``edgecompress.convert.ptq`` freezes the chosen
+``edgecompress.conversion.activations`` fills the histograms; ``edgecompress.conversion.ptq`` freezes the chosen
 ranges into the graph. Nothing here imports TensorFlow or Keras.
 """
 
