@@ -75,8 +75,8 @@ def _checked_destination(path: str | os.PathLike[str]) -> Path:
     final = Path(path)
     try:
         mode = os.lstat(final).st_mode
-    except FileNotFoundError:
-        return final
+    except (FileNotFoundError, NotADirectoryError):
+        return final  # a new name; an unusable parent is reported where the directory is created
     except OSError as exc:
         raise _output_error(final, exc) from exc
     if stat.S_ISLNK(mode):
