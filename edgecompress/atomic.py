@@ -15,6 +15,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from edgecompress.errors import OutputError
 
@@ -74,8 +75,8 @@ def _checked_destination(path: str | os.PathLike[str]) -> Path:
     final = Path(path)
     try:
         mode = os.lstat(final).st_mode
-    except FileNotFoundError:
-        return final
+    except (FileNotFoundError, NotADirectoryError):
+        return final  # a new name; an unusable parent is reported where the directory is created
     except OSError as exc:
         raise _output_error(final, exc) from exc
     if stat.S_ISLNK(mode):
@@ -98,7 +99,7 @@ def _output_error(final: Path, exc: OSError) -> OutputError:
     return OutputError(f"{final}: cannot write here ({reason}); nothing was written. Choose another --out location.")
 
 
-def refuse_overwriting_inputs(out: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
+def refuse_overwriting_inputs(out: str | os.PathLike[str], *inputs: Any) -> None:
     """Raise ``OutputError`` when ``out`` names one of the command's input files (or the same file by another name).
 
     Example:
@@ -149,3 +150,22 @@ def _remove(tmp: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def check_output(out: str | os.PathLike[str], *inputs: Any) -> Path:
+    """Refuse ``out`` before any work starts: empty, not a regular file, or one of the command's inputs.
+
+    Args:
+        out: the output path the command will write.
+        *inputs: the command's input paths (non-path values such as arrays are ignored).
+
+    Returns:
+        ``out`` as a ``Path``.
+
+    Example:
+        >>> check_output("model_int8.tflite", "model.keras", "calibration.npz")
+        PosixPath('model_int8.tflite')
+    """
+    final = _checked_destination(out)
+    refuse_overwriting_inputs(final, *inputs)
+    return final

@@ -23,6 +23,14 @@ from edgecompress.errors import EdgeCompressError
 __all__ = ["INTERRUPTED_EXIT", "build_parser", "main", "run"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad-option errors in the house format: one ``error:`` line naming the fix, exit 2."""
+
+    def error(self, message: str) -> Any:
+        print(f"error: {self.prog}: {message}. See '{self.prog} --help'.", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand of ``COMMANDS``.
 
@@ -33,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         >>> build_parser().parse_args(["targets", "--json"]).json
         True
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgecompress",
         description="Compress a model, export a calibrated full-int8 TFLite, and validate it per edge target.",
     )

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from edgecompress.atomic import atomic_path
+from edgecompress.atomic import atomic_path, check_output
 from edgecompress.errors import CalibrationError
 from edgecompress.pipeline.model_data import model_data
 
@@ -65,6 +65,7 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
     from edgecompress.load.dataset import load_data
     from edgecompress.pipeline.loading import load_model
 
+    check_output(out, model, recipe, data, val)
     stages = load_recipe(recipe)
     if engine == "tfmot":
         from edgecompress.compress.tfmot_engine import run_tfmot

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgecompress.atomic import atomic_write_bytes
+from edgecompress.atomic import atomic_write_bytes, check_output
 from edgecompress.pipeline.model_data import calibration_mismatch_warnings, model_data
 from edgecompress.pipeline.targets import (
     check_and_write_target_files,
@@ -87,7 +87,8 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
 
     timer = StageTimer()
     model_path = Path(model)
-    out_path = Path(out) if out is not None else Path(f"{model_path.stem or 'model'}_int8.tflite")
+    out_path = check_output(out if out is not None else f"{model_path.stem or 'model'}_int8.tflite", model_path,
+                            calibration, evaluation)
     with timer.stage("load"):
         raw = None
         if model_path.suffix.lower() == ".onnx":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgecompress.atomic import atomic_write_bytes, atomic_write_text
+from edgecompress.atomic import atomic_write_bytes, atomic_write_text, check_output
 from edgecompress.errors import CalibrationError
 from edgecompress.pipeline.targets import (
     runtime_for_target,
@@ -95,6 +95,11 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
 
     if not model_path.is_file():
         raise LoadError(f"{model_path}: model not found. Pass the int8 .tflite to validate.")
+    if html is not None:
+        check_output(html, model_path, data, reference, calibration)
+    fix_path = Path(fix_out) if fix_out else model_path.with_name(f"{model_path.stem}_float_fallback.tflite")
+    if fix is not None:
+        check_output(fix_path, model_path, data, reference, calibration)
     tflite = model_path.read_bytes()
     dataset = load_data(data, purpose="evaluation")
     ref = load_reference(reference, dataset, safe_mode=safe_mode) if reference is not None else None
@@ -137,9 +142,8 @@ def validate_model(model: str | Path, data: Any, reference: str | Path | None = 
                      runner=device_runner),
             evaluate(fixed, dataset, reference=ref.outputs, runtime=chosen, arena_size=arena_size,
                      runner=device_runner), fixed)
-        out = Path(fix_out) if fix_out else model_path.with_name(f"{model_path.stem}_float_fallback.tflite")
-        atomic_write_bytes(out, fixed)
-        fix_result.output = str(out)
+        atomic_write_bytes(fix_path, fixed)
+        fix_result.output = str(fix_path)
     result = ValidationResult(str(model_path), evaluation, ref.to_dict() if ref else None, layers,
                               model_summary(tflite), target, fix_result, notes)
     if html is not None:

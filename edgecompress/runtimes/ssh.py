@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import shlex
@@ -40,6 +41,8 @@ from edgecompress.errors import RemoteError, ToolchainError
 from edgecompress.runtimes.device import parse_ssh_uri
 from edgecompress.runtimes.runner import Measurement, Timings
 
+# the runner returns one time per run: more than bench ever asks for is not its answer
+MAX_SAMPLES = 100_000
 MARKER = "EDGECOMPRESS_BENCH_JSON "
 _REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
@@ -292,9 +295,15 @@ class SshRunner:
                               f"{str(payload.get('error', 'no error message'))[:300]}. Install what is missing "
                               "on the device or check the model.")
         samples = payload.get("samples_ms")
-        if not isinstance(samples, list) or not samples or not all(isinstance(s, int | float) for s in samples):
+        if (not isinstance(samples, list) or not samples or len(samples) > MAX_SAMPLES
+                or not all(isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) and s >= 0
+                           for s in samples)):
             raise RemoteError(f"{self.device}: expected a list of run times from the runner. Received: "
                               f"{str(samples)[:100]!r}. Check the device's Python installation.")
+        warmup = payload.get("warmup", 0)
+        if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
+            raise RemoteError(f"{self.device}: expected the runner's warmup count as a whole number. Received: "
+                              f"{str(warmup)[:50]!r}. Check the device's Python installation.")
         return payload
 
     def _measurement(self, name: str, payload: dict[str, Any], threads: int | None) -> Measurement:

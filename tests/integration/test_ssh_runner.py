@@ -135,7 +135,10 @@ def test_a_hung_device_times_out_and_its_directory_and_process_are_removed(sshd,
 
 @pytest.mark.parametrize("output", ["hello, this is not JSON", "EDGECOMPRESS_BENCH_JSON {not json",
                                     'EDGECOMPRESS_BENCH_JSON {"ok": true, "samples_ms": "fast"}',
-                                    'EDGECOMPRESS_BENCH_JSON [1, 2]'])
+                                    'EDGECOMPRESS_BENCH_JSON [1, 2]',
+                                    'EDGECOMPRESS_BENCH_JSON {"ok": true, "samples_ms": [1.0], "warmup": "abc"}',
+                                    'EDGECOMPRESS_BENCH_JSON {"ok": true, "samples_ms": [1.0, -3.0]}',
+                                    'EDGECOMPRESS_BENCH_JSON {"ok": true, "samples_ms": [1.0, NaN]}'])
 def test_garbage_from_the_device_is_a_remote_error(sshd, tmp_path, remote_dirs, output):
     python = fake_python(tmp_path / "bin", f"echo '{output}'")
     with pytest.raises(RemoteError, match="expected"):
