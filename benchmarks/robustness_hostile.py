@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -41,49 +40,12 @@ def cli(argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
                           timeout=timeout, env=ENV)
 
 
-LEGACY_LAMBDA = textwrap.dedent(r"""
-    import json, os, sys
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import h5py
-    import tf_keras as k
-    exec(f"def evil(x):\n    open({sys.argv[2]!r}, 'w').write('ran')\n    return x\n", globals())
-    if sys.argv[3] == "nested":
-        inner = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(evil)], name="inner")
-        inp = k.Input((8, 8, 1))
-        m = k.Model(inp, k.layers.Dense(10)(k.layers.Flatten()(inner(inp))))
-    else:
-        m = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(evil), k.layers.Flatten(), k.layers.Dense(10)])
-    m.save(sys.argv[1])
-    with h5py.File(sys.argv[1], "r+") as f:
-        config = json.loads(f.attrs["model_config"])
-        text = {"compact": lambda: json.dumps(config, separators=(",", ":")),
-                "unicode": lambda: json.dumps(config).replace('"Lambda"', '"\\u004cambda"'),
-                "tabs": lambda: json.dumps(config, indent="\t").replace('": "', '":\t"'),
-                "nested": lambda: json.dumps(config)}[sys.argv[3]]()
-        f.attrs["model_config"] = text
-    os.remove(sys.argv[2]) if os.path.exists(sys.argv[2]) else None
-""")
-
-EVIL_SAVED_MODEL = textwrap.dedent("""
-    import sys
-    import tensorflow as tf
-    class Evil(tf.Module):
-        def __init__(self):
-            self.w = tf.Variable(tf.ones((64, 10)))
-        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
-        def serve(self, x):
-            tf.io.write_file(sys.argv[2], "ran")
-            return {"output_0": tf.nn.softmax(tf.matmul(tf.reshape(x, [-1, 64]), self.w))}
-    e = Evil()
-    tf.saved_model.save(e, sys.argv[1], signatures={"serving_default": e.serve})
-""")
-
-
 def make_cases(work: Path) -> list[Case]:
     from PIL import Image
 
     from edgecompress.load.dataset import digits_dataset
     from tests.models import train_small_cnn
+    from tests.payloads import EVIL_SAVED_MODEL, legacy_lambda_h5
     from tests.tflite_craft import Code, Op, Tensor, build_model
 
     train, test = digits_dataset()
@@ -104,8 +66,7 @@ def make_cases(work: Path) -> list[Case]:
     recipe.write_text("stages:\n  - {kind: prune, sparsity: 0.5, schedule: constant, epochs: 1}\n")
     for variant in ("compact", "unicode", "tabs", "nested"):
         h5, marker = work / f"lambda_{variant}.h5", work / f"ran_{variant}"
-        subprocess.run([sys.executable, "-c", LEGACY_LAMBDA, str(h5), str(marker), variant], check=True,
-                       capture_output=True, timeout=300, env=env)
+        legacy_lambda_h5(h5, marker, variant)
         cases.append(Case(f"tfmot Lambda, {variant} JSON", ["compress", h5, "--recipe", recipe, "--data", calib,
                                                             "--out", work / "o.h5", "--engine", "tfmot"],
                           marker=marker, out=work / "o.h5"))

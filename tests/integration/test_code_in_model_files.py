@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -17,45 +16,7 @@ import pytest
 from edgecompress.errors import LoadError
 from edgecompress.load.guard import refuse_code_in_keras_config
 from tests.e2e.helpers import ROOT, assert_clean_failure, run_cli
-
-LEGACY_LAMBDA = textwrap.dedent(r"""
-    import os, sys
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    import tf_keras as k
-    # the marker path is a literal in the marshalled code, so the payload runs in whatever process loads it
-    exec(f"def evil(x):\n    open({sys.argv[2]!r}, 'w').write('ran')\n    return x\n", globals())
-    if sys.argv[3] == "nested":
-        inner = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(evil)], name="inner")
-        inp = k.Input((8, 8, 1))
-        out = k.layers.Dense(10)(k.layers.Flatten()(inner(inp)))
-        m = k.Model(inp, out)
-    else:
-        m = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(evil), k.layers.Flatten(),
-                          k.layers.Dense(10)])
-    m.save(sys.argv[1])
-""")
-
-
-def _legacy_lambda_h5(path, marker, variant: str):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    subprocess.run([sys.executable, "-c", LEGACY_LAMBDA, str(path), str(marker),
-                    "nested" if variant == "nested" else "flat"], check=True, capture_output=True, timeout=300,
-                   env=env)
-    import h5py
-
-    with h5py.File(path, "r+") as handle:
-        config = json.loads(handle.attrs["model_config"])
-        if variant == "compact":
-            text = json.dumps(config, separators=(",", ":"))
-        elif variant == "unicode":
-            text = json.dumps(config).replace('"Lambda"', '"\\u004cambda"')
-        elif variant == "tabs":
-            text = json.dumps(config, indent="\t").replace('": "', '":\t"')
-        else:
-            text = json.dumps(config)
-        handle.attrs["model_config"] = text
-    marker.unlink(missing_ok=True)
-    return path
+from tests.payloads import EVIL_SAVED_MODEL, legacy_lambda_h5
 
 
 @pytest.fixture
@@ -72,7 +33,7 @@ def test_tfmot_engine_refuses_every_spelling_of_a_lambda(tfmot_inputs, variant):
     pytest.importorskip("tensorflow_model_optimization")
     tmp = tfmot_inputs
     marker = tmp / "pwned"
-    model = _legacy_lambda_h5(tmp / f"{variant}.h5", marker, variant)
+    model = legacy_lambda_h5(tmp / f"{variant}.h5", marker, variant)
     proc = run_cli("compress", model, "--recipe", tmp / "recipe.yaml", "--data", tmp / "train.npz",
                    "--out", tmp / "o.h5", "--engine", "tfmot")
     assert_clean_failure(proc, 2, "Lambda", "--unsafe-load")
@@ -86,7 +47,7 @@ def test_tfmot_worker_loads_inside_tf_keras_safe_mode(tfmot_inputs):
     pytest.importorskip("tensorflow_model_optimization")
     tmp = tfmot_inputs
     marker = tmp / "pwned"
-    model = _legacy_lambda_h5(tmp / "flat.h5", marker, "flat")
+    model = legacy_lambda_h5(tmp / "flat.h5", marker, "flat")
     (tmp / "stages.json").write_text("[]")
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "edgecompress.compress.tfmot_worker", str(model),
@@ -122,21 +83,6 @@ def test_wrapped_lambda_is_found_inside_a_wrapper(tmp_path):
             "class_name": "Lambda", "config": {"name": "hidden", "function": ["x"], "function_type": "lambda"}}}}]}}
     with pytest.raises(LoadError, match="'hidden'"):
         refuse_code_in_keras_config(tmp_path / "m.h5", json.dumps(config, separators=(",", ":")))
-
-
-EVIL_SAVED_MODEL = textwrap.dedent("""
-    import sys
-    import tensorflow as tf
-    class Evil(tf.Module):
-        def __init__(self):
-            self.w = tf.Variable(tf.ones((64, 10)))
-        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
-        def serve(self, x):
-            tf.io.write_file(sys.argv[2], "ran")
-            return {"output_0": tf.nn.softmax(tf.matmul(tf.reshape(x, [-1, 64]), self.w))}
-    e = Evil()
-    tf.saved_model.save(e, sys.argv[1], signatures={"serving_default": e.serve})
-""")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Range choosers of edgecompress.conversion.calibrate on synthetic distributions (numpy only, no conversion)."""
+"""Range choosers of edgecompress.conversion.ranges on synthetic distributions (numpy only, no conversion)."""
 
 from __future__ import annotations
 
