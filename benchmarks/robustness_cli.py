@@ -7,7 +7,8 @@ truncated .h5, a corrupt SavedModel, garbage and escaping .onnx, broken calibrat
 exit code 2 with one `error:` line (clean), a traceback, another exit code, and files left at the output path.
 Part 2 starts a real export and SIGKILLs it at evenly spaced points across its run time, then counts runs that
 left a file at the output path that does not parse as a complete TFLite model (partial files) and stray
-temporary files. A final rerun must succeed. Target: zero tracebacks, zero partial files.
+temporary files. A final rerun must succeed. Part 3 runs benchmarks/robustness_hostile.py's cases (code in model
+files, hostile outputs and option values). Target: zero tracebacks, zero partial files, zero code ran.
 Companion: benchmarks/robustness.py fuzzes the flatbuffer reader.
 """
 
@@ -128,6 +129,7 @@ def partial_output(path: Path) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=8, help="kill points spread over one export (default 8)")
+    parser.add_argument("--skip-hostile", action="store_true", help="leave out part 3 (robustness_hostile.py)")
     args = parser.parse_args()
     bad = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,6 +180,12 @@ def main() -> int:
               "(a SIGKILL cannot clean up; their names start with '.' and end in .tmp-*); "
               f"rerun after kills: {'ok' if rerun.returncode == 0 else 'FAILED'}")
         bad += partial + (rerun.returncode != 0)
+        if not args.skip_hostile:
+            from benchmarks.robustness_hostile import make_cases, run
+
+            print("\nhostile input, round 2 (benchmarks/robustness_hostile.py):")
+            hostile = run(make_cases(work / "hostile"))
+            bad += hostile["tried"] - hostile["clean"] + hostile["code ran"] + hostile["leftover"]
     print("\ncommand: python benchmarks/robustness_cli.py " + " ".join(sys.argv[1:]))
     return 1 if bad else 0
 

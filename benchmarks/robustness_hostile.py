@@ -43,6 +43,7 @@ def cli(argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
 def make_cases(work: Path) -> list[Case]:
     from PIL import Image
 
+    work.mkdir(parents=True, exist_ok=True)
     from edgecompress.load.dataset import digits_dataset
     from tests.models import train_small_cnn
     from tests.payloads import EVIL_SAVED_MODEL, legacy_lambda_h5

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,32 +168,27 @@ def _called(node: Any) -> list[str]:
     return names
 
 
-def _function_closure(functions: dict[str, Any], roots: list[str]) -> set[str]:
+def _closure(roots: list[str], known: dict[str, Any], neighbours: Callable[[Any], Iterable[str]]) -> set[str]:
+    """Every name reachable from ``roots`` through ``neighbours`` (names outside ``known`` are skipped)."""
     seen: set[str] = set()
-    stack = [r for r in roots if r in functions]
+    stack = [r for r in roots if r in known]
     while stack:
         name = stack.pop()
         if name in seen:
             continue
         seen.add(name)
-        for node in functions[name].node_def:
-            stack.extend(c for c in _called(node) if c in functions and c not in seen)
+        stack.extend(n for n in neighbours(known[name]) if n in known and n not in seen)
     return seen
+
+
+def _function_closure(functions: dict[str, Any], roots: list[str]) -> set[str]:
+    """Functions reachable from ``roots`` through the calls their nodes make."""
+    return _closure(roots, functions, lambda f: (c for node in f.node_def for c in _called(node)))
 
 
 def _input_closure(nodes: dict[str, Any], roots: list[str]) -> set[str]:
-    seen: set[str] = set()
-    stack = [r for r in roots if r in nodes]
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for inp in nodes[name].input:
-            source = inp.lstrip("^").split(":")[0]
-            if source in nodes and source not in seen:
-                stack.append(source)
-    return seen
+    """Graph nodes that feed ``roots`` (data and control inputs)."""
+    return _closure(roots, nodes, lambda node: (i.lstrip("^").split(":")[0] for i in node.input))
 
 
 def refuse_code_in_h5(path: Path) -> None:
