@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -138,8 +138,20 @@ class Measurement:
                 **self.timings.to_dict(), "operators": self.operators, "notes": self.notes}
 
 
+@runtime_checkable
+class Interpreter(Protocol):
+    """A loaded model that answers inputs with outputs: ``HostRunner`` (LiteRT), ``MicroEvalRunner`` (TFLite Micro),
+    ``SshEvalRunner`` (a board over ssh). ``validate`` evaluates on any of them."""
+
+    def predict(self, x: Any) -> list[Any]:
+        """Run every sample of ``x`` (an array, or arrays keyed by input name) and return the float outputs."""
+        ...
+
+
+@runtime_checkable
 class Runner(Protocol):
-    """A place a model can run: push it, run random inputs, return a ``Measurement``."""
+    """A place a model can be timed: push it, run random inputs, return a ``Measurement`` (``HostDevice``,
+    ``SshRunner``, ``AdbRunner``)."""
 
     device: str
 

@@ -40,3 +40,24 @@ def test_a_tflm_arena_outside_any_board_is_refused_before_allocation(arena):
 
     with pytest.raises(InvalidModelError, match="--arena-size"):
         MicroEvalRunner(conv_model(), arena_size=arena)
+
+
+def test_every_runtime_answers_the_one_interpreter_and_timer_protocols(tmp_path):
+    """One interface per role: the interpreters validate uses and the timers bench uses."""
+    from edgecompress.runtimes.adb import AdbRunner
+    from edgecompress.runtimes.host import HostDevice, HostRunner
+    from edgecompress.runtimes.runner import Interpreter, Runner
+    from edgecompress.runtimes.ssh import SshRunner
+
+    assert isinstance(HostRunner(conv_model()), Interpreter)
+    assert isinstance(HostDevice(), Runner)
+    assert isinstance(SshRunner("ssh://pi@127.0.0.1"), Runner)
+    binary, adb = tmp_path / "benchmark_model", tmp_path / "adb"  # no phone here: a stand-in adb, never run
+    binary.write_bytes(b"")
+    adb.write_text("#!/bin/sh\nexit 1\n")
+    adb.chmod(0o755)
+    assert isinstance(AdbRunner("adb://emulator-5554", benchmark_binary=str(binary), adb=str(adb)), Runner)
+    if __import__("importlib").util.find_spec("tflite_micro") is not None:
+        from edgecompress.runtimes.micro_eval import MicroEvalRunner
+
+        assert isinstance(MicroEvalRunner(conv_model()), Interpreter)
