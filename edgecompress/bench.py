@@ -347,12 +347,6 @@ def target_threads(target: str | None, params: dict[str, Any] | None = None) -> 
     return load_profile(target, **(params or {})).threads
 
 
-def declared_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``params`` that target ``name`` declares (``--target all`` passes each target its own)."""
-    declared = load_profile(name).parameters
-    return {k: v for k, v in params.items() if k in declared}
-
-
 def measured_rows(model: str | os.PathLike[str], target: str, *, device: str | None = None, runs: int = 50,
                   warmup: int = 5, threads: int | None = None, float_model: str | os.PathLike[str] | None = None,
                   params: dict[str, Any] | None = None, **runner_options: Any) -> list[BenchRow]:

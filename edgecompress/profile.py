@@ -316,3 +316,9 @@ def micro_resolver_names(ops: list[str]) -> list[str]:
                                "MicroMutableOpResolver entry. Replace that layer or pick a non-microcontroller target.")
         names.append(adder)
     return names
+
+
+def declared_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that target ``name`` declares (``--target all`` passes each target its own)."""
+    declared = load_profile(name).parameters
+    return {k: v for k, v in params.items() if k in declared}

@@ -133,7 +133,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 def _run_check(args: argparse.Namespace) -> int:
     """``edgecompress check``: exit 0 fully accelerated, 3 with fallbacks (4 with --strict), 4 cannot run."""
-    from edgecompress.pipeline.targets import check_model, list_targets, load_profile, parse_params
+    from edgecompress.pipeline.targets import (
+        check_model,
+        declared_params,
+        list_targets,
+        load_profile,
+        parse_params,
+    )
 
     params = parse_params(args.param)
     every = args.target == "all"
@@ -145,7 +151,7 @@ def _run_check(args: argparse.Namespace) -> int:
         inputs = list(load_data(args.calibration).x.values())
     reports = []
     for name in names:
-        profile = load_profile(name, **(_params_for(name, params) if every else params))
+        profile = load_profile(name, **(declared_params(name, params) if every else params))
         reports.append(check_model(args.model, profile, use_tools=not args.rules_only, inputs=inputs,
                                    compiled_out=None if every else args.compiled_out))
     if args.json:
@@ -156,14 +162,6 @@ def _run_check(args: argparse.Namespace) -> int:
         render_check(reports[0], make_console())
     worst = max(r.exit_code for r in reports)
     return 4 if args.strict and worst == 3 else worst
-
-
-def _params_for(name: str, params: dict[str, str]) -> dict[str, str]:
-    """The ``--param`` values that target ``name`` declares (``--target all`` passes each profile its own)."""
-    from edgecompress.pipeline.targets import load_profile
-
-    declared = load_profile(name).parameters
-    return {k: v for k, v in params.items() if k in declared}
 
 
 def _run_targets(args: argparse.Namespace) -> int:

@@ -191,11 +191,12 @@ def _input_closure(nodes: dict[str, Any], roots: list[str]) -> set[str]:
     return _closure(roots, nodes, lambda node: (i.lstrip("^").split(":")[0] for i in node.input))
 
 
-def refuse_code_in_h5(path: Path) -> None:
-    """``refuse_code_in_keras_config`` on a legacy ``.h5`` file's ``model_config``.
+def read_h5_config(path: Path) -> Any:
+    """The ``model_config`` attribute of a Keras ``.h5`` file, or a ``LoadError`` saying why there is none.
 
     Example:
-        >>> refuse_code_in_h5(Path("legacy.h5"))  # doctest: +SKIP
+        >>> read_h5_config(Path("legacy.h5"))  # doctest: +SKIP
+        b'{"class_name": "Sequential", ...}'
     """
     import h5py
 
@@ -203,8 +204,18 @@ def refuse_code_in_h5(path: Path) -> None:
         with h5py.File(path, "r") as handle:
             config = handle.attrs.get("model_config")
     except OSError as exc:
-        raise LoadError(f"{path}: not a readable HDF5 file ({exc}).") from exc
+        raise LoadError(f"{path}: not a readable HDF5 file ({exc}). Check the file is a complete Keras .h5 "
+                        "model.") from exc
     if config is None:
         raise LoadError(f"{path}: the .h5 file holds weights only (no model_config). Save the whole model "
-                        "(model.save('model.h5')).")
-    refuse_code_in_keras_config(path, config)
+                        "(model.save('model.h5')) or rebuild the architecture and load the weights.")
+    return config
+
+
+def refuse_code_in_h5(path: Path) -> None:
+    """``refuse_code_in_keras_config`` on a legacy ``.h5`` file's ``model_config``.
+
+    Example:
+        >>> refuse_code_in_h5(Path("legacy.h5"))  # doctest: +SKIP
+    """
+    refuse_code_in_keras_config(path, read_h5_config(path))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError
-from edgecompress.load.guard import refuse_code_in_keras_config, refuse_side_effect_ops
+from edgecompress.load.guard import read_h5_config, refuse_code_in_keras_config, refuse_side_effect_ops
 from edgecompress.load.zipguard import declared_expansion, is_zip_bomb
 
 KERAS_SUFFIXES = (".keras",)
@@ -143,17 +143,7 @@ def _load_keras_file(path: Path, safe_mode: bool) -> Any:
 
 
 def _load_h5(path: Path, safe_mode: bool) -> Any:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as handle:
-            config = handle.attrs.get("model_config")
-    except OSError as exc:
-        raise LoadError(f"{path}: not a readable HDF5 file ({exc}). Check the file is a complete Keras .h5 "
-                        "model.") from exc
-    if config is None:
-        raise LoadError(f"{path}: the .h5 file holds weights only (no model_config). Save the whole model "
-                        "(model.save('model.h5')) or rebuild the architecture and load the weights.")
+    config = read_h5_config(path)
     if safe_mode:
         refuse_code_in_keras_config(path, config)
     keras = _keras()

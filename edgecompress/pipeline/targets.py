@@ -13,7 +13,6 @@ import numpy as np
 from edgecompress.bench import (
     BenchRow,
     compiler_estimate,
-    declared_params,
     estimate_row,
     measured_rows,
     target_cost_model,
@@ -21,10 +20,17 @@ from edgecompress.bench import (
 from edgecompress.check import checker
 from edgecompress.check.checker import CheckReport
 from edgecompress.errors import EdgeCompressError, ProfileError
-from edgecompress.profile import Profile, list_targets, load_profile, micro_resolver_names, parse_params
+from edgecompress.profile import (
+    Profile,
+    declared_params,
+    list_targets,
+    load_profile,
+    micro_resolver_names,
+    parse_params,
+)
 
 __all__ = ["bench_model", "check_all_targets", "check_and_write_target_files", "check_model", "check_row",
-           "estimate", "latency_rows", "list_targets", "load_profile", "parse_params", "runtime_for_target",
+           "declared_params", "estimate", "latency_rows", "list_targets", "load_profile", "parse_params", "runtime_for_target",
            "write_micro_artifacts"]
 
 # Role (what callers look a file up by) -> the firmware source's file name.
