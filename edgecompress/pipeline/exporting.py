@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.atomic import atomic_write_bytes, check_output
+from edgecompress.errors import OutputError
 from edgecompress.pipeline.model_data import calibration_mismatch_warnings, model_data
 from edgecompress.pipeline.targets import (
     check_and_write_target_files,
@@ -122,8 +123,11 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
     check_summary = None
     if target is not None:
         with timer.stage("check"):
-            check_summary, extra_files = check_and_write_target_files(result.tflite, out_path, target,
-                                                                       dict(target_params or {}), calib)
+            try:
+                check_summary, extra_files = check_and_write_target_files(result.tflite, out_path, target,
+                                                                           dict(target_params or {}), calib)
+            except OutputError as exc:
+                raise OutputError(f"{exc} (The model itself was written: {out_path}.)") from exc
     evaluation_summary = None
     if evaluation is not None:
         from edgecompress.validate.evaluate import evaluate
