@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError
-from edgecompress.load.guard import read_h5_config, refuse_code_in_keras_config, refuse_side_effect_ops
+from edgecompress.load.guard import (
+    read_h5_config,
+    refuse_code_in_keras_config,
+    refuse_non_regular_files,
+    refuse_side_effect_ops,
+)
 from edgecompress.load.zipguard import declared_expansion, is_zip_bomb, undeclared_weight_problem
 
 KERAS_SUFFIXES = (".keras",)
@@ -200,6 +205,7 @@ def _keras_load_error(path: Path, exc: Exception, safe_mode: bool) -> LoadError:
 
 
 def _wrap_saved_model(path: Path, *, safe_mode: bool = True) -> Any:
+    refuse_non_regular_files(path)
     if safe_mode:
         refuse_side_effect_ops(path)
     keras = _keras()
