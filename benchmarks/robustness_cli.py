@@ -8,7 +8,8 @@ exit code 2 with one `error:` line (clean), a traceback, another exit code, and 
 Part 2 starts a real export and SIGKILLs it at evenly spaced points across its run time, then counts runs that
 left a file at the output path that does not parse as a complete TFLite model (partial files) and stray
 temporary files. A final rerun must succeed. Part 3 runs benchmarks/robustness_hostile.py's cases (code in model
-files, hostile outputs and option values). Target: zero tracebacks, zero partial files, zero code ran.
+files, hostile outputs and option values; issue 23: output sets, declared sizes, lying data, FIFOs). Target:
+zero tracebacks, zero partial files, zero code ran.
 Companion: benchmarks/robustness.py fuzzes the flatbuffer reader.
 """
 
@@ -183,7 +184,7 @@ def main() -> int:
         if not args.skip_hostile:
             from benchmarks.robustness_hostile import make_cases, run
 
-            print("\nhostile input, round 2 (benchmarks/robustness_hostile.py):")
+            print("\nhostile input, rounds 2 and 3 (benchmarks/robustness_hostile.py):")
             hostile = run(make_cases(work / "hostile"))
             bad += hostile["tried"] - hostile["clean"] + hostile["code ran"] + hostile["leftover"]
     print("\ncommand: python benchmarks/robustness_cli.py " + " ".join(sys.argv[1:]))

@@ -1,6 +1,7 @@
-"""Hostile input, round 2 (issue 21): code in model files, and options that used to end in tracebacks, counted.
+"""Hostile input, rounds 2 and 3 (issues 21, 23): code in model files, options that used to end in tracebacks,
+non-file outputs, output sets, declared sizes, lying data and FIFOs, counted.
 
-Run: PYTHONPATH=. python benchmarks/robustness_hostile.py
+Run: PYTHONPATH=. python benchmarks/robustness_hostile.py  (issue 23's cases only: --round3)
 
 Each case runs the real command line as a subprocess and is counted as: clean (exit 2 with one `error:` line, no
 traceback), code ran (the payload's marker file appeared), traceback, and leftover (a file at the output path, or an
@@ -33,6 +34,8 @@ class Case:
     out: Path | None = None  # nothing may be left here
     protect: list[Path] = dataclasses.field(default_factory=list)  # these files must not change
     expect: int = 2
+    timeout: int = 900  # past this the case counts as a hang
+    needle: str | None = None  # with expect=0: this text must appear in the output (a warning)
 
 
 def cli(argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
@@ -161,7 +164,81 @@ def make_cases(work: Path) -> list[Case]:
         cases.append(Case(f"--timeout {timeout}", [*bench, "--device", "ssh://pi@127.0.0.1:1", "--timeout", timeout]))
     cases.append(Case("bench --threads 1000000", [*bench, "--threads", "1000000"]))
     cases.append(Case("bench --runs 0", [*bench, "--runs", "0"]))
+    cases += round3_cases(work, keras_file, calib, test_npz, int8)
     return cases
+
+
+def round3_cases(work: Path, keras_file: Path, calib: Path, test_npz: Path, int8: Path) -> list[Case]:
+    """Issue 23: output sets, non-file outputs, bounded reads, declared sizes, lying data, FIFOs."""
+    import shutil
+
+    from tests.payloads import undeclared_weights_keras
+
+    export = ["export", keras_file, "--calibration", calib]
+    cases = [Case("--out /dev/null", [*export, "--out", "/dev/null"]),
+             Case("--out symlink to /proc/self/fd/1", [*export, "--out", _link(work / "fd1.tflite",
+                                                                                "/proc/self/fd/1")]),
+             Case("--out a FIFO", [*export, "--out", _fifo(work / "out_fifo.tflite")])]
+    micro_file = work / "m_int8_micro"
+    micro_file.write_text("a file where the micro set goes\n")
+    cases.append(Case("export --target esp32-s3, <out>_micro is a file", [*export, "--target", "esp32-s3", "--out",
+                                                                           work / "m_int8.tflite"],
+                      protect=[micro_file]))
+    foreign = work / "demo_out" / "thesis.tex"
+    foreign.parent.mkdir()
+    foreign.write_text("not a demo output\n")
+    cases.append(Case("demo --out a directory of other files", ["demo", "--out", foreign.parent], protect=[foreign]))
+    liar = undeclared_weights_keras(keras_file, work / "liar.keras")
+    cases.append(Case(".keras declaring a 2.1 GiB unstored weight", ["export", liar, "--calibration", calib, "--out",
+                                                                     work / "liar.tflite"], out=work / "liar.tflite"))
+    zeros = work / "zeros.npz"
+    np.savez(zeros, x=np.zeros((120, 8, 8, 1), np.float32))
+    cases.append(Case("all-zero calibration data warns", [*export[:2], "--calibration", zeros, "--out",
+                                                          work / "z.tflite"], out=work / "z.tflite", expect=0,
+                      needle="zeros.npz"))
+    with np.load(test_npz) as data:
+        bad_labels = work / "bad_labels.npz"
+        np.savez(bad_labels, x=data["x"], y=np.full_like(data["y"], 99))
+        negative = work / "negative_labels.npz"
+        np.savez(negative, x=data["x"], y=-np.ones_like(data["y"]))
+    cases.append(Case("validate labels >= classes", ["validate", int8, "--data", bad_labels]))
+    cases.append(Case("validate labels negative", ["validate", int8, "--data", negative]))
+    cases.append(Case("validate --max-drop, every label wrong", ["validate", int8, "--reference", keras_file, "--data",
+                                                                 bad_labels, "--max-drop", "1"]))
+    cases.append(Case("export --eval labels >= classes", [*export, "--eval", bad_labels, "--out", work / "e.tflite"],
+                      out=work / "e.tflite"))
+    cases.append(Case("compress --val labels >= classes", ["compress", keras_file, "--data", calib, "--val",
+                                                           bad_labels, "--out", work / "v.keras"],
+                      out=work / "v.keras"))
+    bench = ["bench", int8, "--target", "raspberry-pi-4"]
+    for option in ("--runs", "--warmup"):
+        cases.append(Case(f"bench {option} 10**9", [*bench, option, str(10**9)], timeout=120))
+    cases.append(Case("validate --arena-size -1", ["validate", int8, "--data", test_npz, "--runtime", "micro",
+                                                   "--arena-size", "-1"]))
+    saved = work / "sm_fifo"
+    import keras
+
+    keras.saving.load_model(keras_file).export(saved, verbose=False)
+    shutil.copytree(saved, work / "sm_good")
+    (saved / "saved_model.pb").unlink()
+    os.mkfifo(saved / "saved_model.pb")
+    cases.append(Case("FIFO saved_model.pb, export", ["export", saved, "--calibration", calib, "--out",
+                                                      work / "f.tflite"], out=work / "f.tflite", timeout=60))
+    for method in ("percentile", "auto"):  # owned by the calibration-method work, counted here only
+        cases.append(Case(f"SavedModel --calibration-method {method}", [
+            "export", work / "sm_good", "--calibration", calib, "--calibration-method", method, "--out",
+            work / f"sm_{method}.tflite"], out=work / f"sm_{method}.tflite", expect=0))
+    return cases
+
+
+def _link(path: Path, target: str) -> Path:
+    path.symlink_to(target)
+    return path
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
 
 
 def digest(path: Path) -> str | None:
@@ -170,17 +247,24 @@ def digest(path: Path) -> str | None:
 
 def run(cases: list[Case]) -> dict[str, int]:
     print(f"{'case':<46}{'exit':>5}{'clean':>7}{'code ran':>10}{'traceback':>11}{'leftover':>10}")
-    totals = {"tried": 0, "clean": 0, "code ran": 0, "traceback": 0, "leftover": 0}
+    totals = {"tried": 0, "clean": 0, "code ran": 0, "traceback": 0, "leftover": 0, "hang": 0}
     for case in cases:
         before = {p: digest(p) for p in case.protect}
-        proc = cli(case.argv)
+        try:
+            proc = cli(case.argv, timeout=case.timeout)
+        except subprocess.TimeoutExpired:
+            totals["tried"] += 1
+            totals["hang"] += 1
+            print(f"{case.name:<46}{'-':>5}{'NO':>7}{'-':>10}{'-':>11}{'-':>10}   HANG (> {case.timeout} s)")
+            continue
         errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         traceback = "Traceback" in proc.stderr + proc.stdout
         ran = case.marker is not None and case.marker.exists()
         if case.expect == 2:
             clean = proc.returncode == 2 and len(errors) == 1 and not traceback
         else:
-            clean = proc.returncode == case.expect and not traceback
+            clean = proc.returncode == case.expect and not traceback and (
+                case.needle is None or case.needle in proc.stdout + proc.stderr)
         leftover = int(case.expect == 2 and case.out is not None and case.out.exists())
         leftover += sum(digest(p) != h for p, h in before.items())
         if case.expect == 0 and case.out is not None and case.out.exists():
@@ -195,7 +279,7 @@ def run(cases: list[Case]) -> dict[str, int]:
         if not clean:
             print("    " + (errors[0] if errors else (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1])[:200])
     print(f"{'total':<46}{'':>5}{totals['clean']:>7}{totals['code ran']:>10}{totals['traceback']:>11}"
-          f"{totals['leftover']:>10}   ({totals['tried']} tried)")
+          f"{totals['leftover']:>10}   ({totals['tried']} tried, {totals['hang']} hung)")
     return totals
 
 
@@ -207,5 +291,26 @@ def main() -> int:
     return 0 if totals["tried"] == totals["clean"] and not totals["leftover"] and not totals["code ran"] else 1
 
 
+def main_round3() -> int:
+    """Only issue 23's cases (``--round3``): the full list takes several minutes of CPU."""
+    from edgecompress.load.dataset import digits_dataset
+    from tests.models import train_small_cnn
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        train, test = digits_dataset()
+        keras_file = work / "good.keras"
+        train_small_cnn(train, epochs=2).save(keras_file)
+        calib, test_npz, int8 = work / "calib.npz", work / "test.npz", work / "good_int8.tflite"
+        np.savez(calib, x=train.first[:120], y=train.y[:120])
+        np.savez(test_npz, x=test.first[:60], y=test.y[:60])
+        if cli(["export", keras_file, "--calibration", calib, "--out", int8]).returncode != 0:
+            raise SystemExit("the baseline export failed")
+        totals = run(round3_cases(work, keras_file, calib, test_npz, int8))
+    print("\ncommand: PYTHONPATH=. python benchmarks/robustness_hostile.py --round3")
+    print(json.dumps(totals))
+    return 0 if totals["tried"] == totals["clean"] and not totals["leftover"] else 1
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main_round3() if "--round3" in sys.argv[1:] else main())

@@ -4,6 +4,10 @@ Data is written to a temporary name in the destination directory, flushed and fs
 final name (``os.replace`` is atomic on POSIX within one filesystem). A failure or a kill before the rename
 leaves only the temporary file, whose name (``.name.tmp-XXXX``) cannot be mistaken for a finished output, and
 the normal error path removes it.
+
+An output *set* (the TFLite Micro sources, the demo's directory) is written the same way one level up
+(``atomic_directory``): every file goes into a temporary sibling directory, which replaces the old set in one
+rename once it is complete, so a reader never sees new files beside old ones.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +70,113 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise _output_error(final, exc) from exc
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, replaces: Collection[str]) -> Iterator[Path]:
+    """Yield a temporary sibling directory; once the block completes it replaces ``path`` as one set.
+
+    An existing ``path`` is replaced only after the new set is complete, and only when it holds nothing but
+    names from ``replaces`` (a previous set), so unrelated user files are never deleted. A failure or Ctrl-C
+    inside the block removes the temporary directory and leaves the old set byte-identical.
+
+    Args:
+        path: the final output directory.
+        replaces: the file names a previous set may hold.
+
+    Returns:
+        A context manager yielding the temporary directory (``Path``) to write the set into.
+
+    Example:
+        >>> with atomic_directory("out_micro", replaces={"model_data.cc"}) as tmp:  # doctest: +SKIP
+        ...     (tmp / "model_data.cc").write_text(source)
+    """
+    final = check_output_set(path, replaces=replaces)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name[:32]}.tmp-", dir=final.parent))
+    except OSError as exc:
+        raise _output_error(final, exc) from exc
+    try:
+        yield tmp
+        for file in tmp.iterdir():
+            if file.is_file():
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+        _swap_into_place(tmp, final)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            kept = "the previous set is unchanged" if final.exists() else "there was no previous set"
+            reason = ("the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+                      else exc.strerror or type(exc).__name__)
+            raise OutputError(f"{final}: cannot write the output set ({reason}); none of its files was written "
+                              f"and {kept}. Free space or choose another --out location.") from exc
+        raise
+
+
+def check_output_set(path: str | os.PathLike[str], *, replaces: Collection[str]) -> Path:
+    """Refuse an output-set directory before any work starts (see ``atomic_directory``).
+
+    Example:
+        >>> check_output_set("build/new_demo", replaces={"report.json"})
+        PosixPath('build/new_demo')
+    """
+    if not str(path).strip():
+        raise OutputError("--out is empty: expected a directory name. Pass --out PATH.")
+    final = Path(path)
+    try:
+        mode = os.lstat(final).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return final
+    except OSError as exc:
+        raise _output_error(final, exc) from exc
+    if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+        raise OutputError(f"{final}: exists and is not a directory edgecompress wrote (a file, a link or a "
+                          "device); it will not be replaced. Remove it or choose another --out.")
+    foreign = sorted(entry.name for entry in final.iterdir() if entry.name not in replaces)
+    if foreign:
+        raise OutputError(f"{final}: holds files that are not part of an edgecompress output set "
+                          f"({', '.join(foreign[:3])}); they would be deleted. Choose an empty or new --out.")
+    return final
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``; an existing ``final`` is exchanged atomically (Linux renameat2) or, where
+    that is unavailable, moved aside first and deleted only after the new set is in place."""
+    if not final.exists():
+        os.rename(tmp, final)
+        return
+    if _exchange(tmp, final):
+        _remove(tmp)  # tmp now holds the old set
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{final.name[:32]}.old-", dir=final.parent))
+    os.rmdir(aside)
+    os.rename(final, aside)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        os.rename(aside, final)
+        raise
+    _remove(aside)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
 
 
 def _checked_destination(path: str | os.PathLike[str]) -> Path:

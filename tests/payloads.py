@@ -65,3 +65,28 @@ EVIL_SAVED_MODEL = textwrap.dedent("""
     e = Evil()
     tf.saved_model.save(e, sys.argv[1], signatures={"serving_default": e.serve})
 """)
+
+
+def undeclared_weights_keras(source: Path, path: Path, shape: tuple[int, ...] = (24000, 24000)) -> Path:
+    """A copy of the ``.keras`` archive ``source`` whose first weight declares ``shape`` (float32) but stores
+    nothing: HDF5 allocates late, so the file stays tens of KB while reading the weight would allocate the whole
+    declared array (24000 x 24000 x 4 B = 2.1 GiB by default)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(source) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "r+") as h5:
+        names: list[str] = []
+        h5.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        victim = names[0]
+        del h5[victim]
+        h5.create_dataset(victim, shape=shape, dtype="float32")
+    members["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path

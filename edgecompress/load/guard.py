@@ -10,6 +10,7 @@ check, since JSON can spell the same key in many ways.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -103,6 +104,33 @@ def _class_nodes(tree: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _class_nodes(item, where)
 
 
+def refuse_non_regular_files(saved_model_dir: Path) -> None:
+    """Raise ``LoadError`` when anything TensorFlow would read in a SavedModel is not a regular file.
+
+    A FIFO named ``saved_model.pb`` blocks the reader forever, and a device (``/dev/zero``) never ends; only
+    regular files (or links to them) are read.
+
+    Example:
+        >>> refuse_non_regular_files(Path("exported_model"))  # doctest: +SKIP
+    """
+    import stat
+
+    candidates = [saved_model_dir / name for name in ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")]
+    for sub in ("variables", "assets"):
+        if (saved_model_dir / sub).is_dir():
+            candidates += sorted((saved_model_dir / sub).rglob("*"))
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise LoadError(f"{candidate}: cannot be read ({exc.strerror}). Check the SavedModel directory.") from exc
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise LoadError(f"{candidate}: expected a regular file in the SavedModel. Received: a pipe, socket or "
+                            "device, which could block or never end. Replace it with the exported file.")
+
+
 def refuse_side_effect_ops(saved_model_dir: Path) -> None:
     """Raise ``LoadError`` when a SavedModel's graph holds ops that act outside its tensors.
 
@@ -117,6 +145,7 @@ def refuse_side_effect_ops(saved_model_dir: Path) -> None:
     from tensorflow.core.protobuf import saved_model_pb2
 
     pb = saved_model_dir / "saved_model.pb"
+    refuse_non_regular_files(saved_model_dir)
     if not pb.is_file():
         return  # a .pbtxt SavedModel or a missing file: TensorFlow's loader gives the error
     proto = saved_model_pb2.SavedModel()

@@ -22,8 +22,13 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import LoadError
-from edgecompress.load.guard import read_h5_config, refuse_code_in_keras_config, refuse_side_effect_ops
-from edgecompress.load.zipguard import declared_expansion, is_zip_bomb
+from edgecompress.load.guard import (
+    read_h5_config,
+    refuse_code_in_keras_config,
+    refuse_non_regular_files,
+    refuse_side_effect_ops,
+)
+from edgecompress.load.zipguard import declared_expansion, is_zip_bomb, undeclared_weight_problem
 
 KERAS_SUFFIXES = (".keras",)
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -135,6 +140,7 @@ def _load_keras_file(path: Path, safe_mode: bool) -> Any:
         declared, size = declared_expansion(path)
         raise LoadError(f"{path}: the archive declares {declared} bytes when unpacked, far more than its "
                         f"{size} bytes justify (a zip bomb?). Refusing to load it.")
+    _refuse_undeclared_weights(path, [name for name in names if name.endswith(".h5")])
     keras = _keras()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
@@ -146,11 +152,42 @@ def _load_h5(path: Path, safe_mode: bool) -> Any:
     config = read_h5_config(path)
     if safe_mode:
         refuse_code_in_keras_config(path, config)
+    _refuse_undeclared_weights(path, [])
     keras = _keras()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:
         raise _keras_load_error(path, exc, safe_mode) from exc
+
+
+def _refuse_undeclared_weights(path: Path, members: list[str]) -> None:
+    """Refuse weights that declare more data than the file stores, before Keras (via h5py) allocates it.
+
+    Args:
+        path: the ``.keras`` archive (``members`` are its HDF5 files) or, with no members, a legacy ``.h5``.
+        members: the archive's ``.h5`` member names.
+    """
+    import h5py
+
+    problem = None
+    try:
+        if members:
+            with zipfile.ZipFile(path) as archive:
+                for member in members:
+                    with archive.open(member) as raw, h5py.File(raw, "r") as h5:
+                        problem = undeclared_weight_problem(h5)
+                    if problem:
+                        problem = f"{member}: {problem}"
+                        break
+        else:
+            with h5py.File(path, "r") as h5:
+                problem = undeclared_weight_problem(h5)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise LoadError(f"{path}: the model's HDF5 weights are unreadable ({str(exc)[:200]}). Re-save the "
+                        "model.") from exc
+    if problem:
+        raise LoadError(f"{path}: expected weights that the file actually stores. Received: {problem}. The file "
+                        "is damaged or crafted; refusing to load it. Re-save the model from its source.")
 
 
 def _keras_load_error(path: Path, exc: Exception, safe_mode: bool) -> LoadError:
@@ -168,6 +205,7 @@ def _keras_load_error(path: Path, exc: Exception, safe_mode: bool) -> LoadError:
 
 
 def _wrap_saved_model(path: Path, *, safe_mode: bool = True) -> Any:
+    refuse_non_regular_files(path)
     if safe_mode:
         refuse_side_effect_ops(path)
     keras = _keras()

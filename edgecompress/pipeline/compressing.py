@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,11 @@ def compress(model: str | Path, recipe: str | Path, data: Any, out: str | Path, 
     loaded = load_model(model, safe_mode=safe_mode)
     train = model_data(data, loaded, None, "calibration")
     validation = model_data(val, loaded, None, "evaluation") if val is not None else None
+    if validation is not None and validation.y is not None:
+        from edgecompress.validate.evaluate import refuse_labels_outside
+
+        classes = math.prod(int(d or 1) for d in loaded.model.outputs[0].shape[1:])
+        refuse_labels_outside(validation.y, classes, validation.source)
     if train.y is None:
         raise CalibrationError(f"{train.source}: compression fine-tunes on labels; add an integer array 'y'.")
     final, rows = run_recipe(loaded.model, stages, train, validation, on_epoch=on_epoch, export=int8_bytes)

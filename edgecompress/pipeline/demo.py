@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from edgecompress.atomic import atomic_directory, check_output_set
 from edgecompress.pipeline.compressing import int8_bytes
 from edgecompress.pipeline.targets import (
     check_all_targets,
@@ -22,6 +22,9 @@ DEMO_SEED = 0
 
 
 DEMO_EPOCHS = 30
+# everything a demo run writes: a previous run's directory holding only these is replaced as one set
+DEMO_FILES = frozenset({"model.keras", "model_float.tflite", "model_int8.tflite", "report.json", "report.html",
+                        "compressed.keras", "compressed_int8.tflite"})
 
 
 @dataclasses.dataclass
@@ -148,7 +151,7 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
     from edgecompress.tflite import read_model
     from edgecompress.validate.evaluate import evaluate
 
-    out_dir = Path(out)
+    out_dir = check_output_set(out, replaces=DEMO_FILES)
     timer = StageTimer()
     train, test = digits_dataset()
     calib_file = shipped_calibration("digits") / "digits_calibration.npz"
@@ -195,21 +198,22 @@ def demo(out: str | Path = "build/demo", *, epochs: int = DEMO_EPOCHS, seed: int
         weights_only_snr_db=layers.weights_only_snr_db,
         targets=[check_row(c) for c in checks],
     )
-    with atomic_path(out_dir / "model.keras") as tmp:
-        model.save(tmp)
-    atomic_write_bytes(out_dir / "model_float.tflite", float_bytes)
-    atomic_write_bytes(out_dir / "model_int8.tflite", result.tflite)
-    if recipe is not None:
-        with timer.stage("compress"):
-            report.compressed = _demo_compressed(model, recipe, train, test, calibration, len(float_bytes),
-                                                 out_dir)
-        report.files += ["compressed.keras", "compressed_int8.tflite"]
-    with timer.stage("bench"):
-        report.latency = latency_rows(out_dir / "model_int8.tflite", out_dir / "model_float.tflite")
-    report.timings_s = timer.seconds
-    data = report.to_dict()
-    atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2) + "\n")
-    atomic_write_text(out_dir / "report.html", _demo_report(data, float_eval, int8_eval, layers).to_html())
+    with atomic_directory(out_dir, replaces=DEMO_FILES) as set_dir:
+        model.save(set_dir / "model.keras")
+        (set_dir / "model_float.tflite").write_bytes(float_bytes)
+        (set_dir / "model_int8.tflite").write_bytes(result.tflite)
+        if recipe is not None:
+            with timer.stage("compress"):
+                report.compressed = _demo_compressed(model, recipe, train, test, calibration, len(float_bytes),
+                                                     set_dir)
+            report.files += ["compressed.keras", "compressed_int8.tflite"]
+        with timer.stage("bench"):
+            report.latency = latency_rows(set_dir / "model_int8.tflite", set_dir / "model_float.tflite")
+        report.timings_s = timer.seconds
+        data = report.to_dict()
+        (set_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        (set_dir / "report.html").write_text(_demo_report(data, float_eval, int8_eval, layers).to_html(),
+                                             encoding="utf-8")
     return report
 
 
@@ -226,9 +230,8 @@ def _demo_compressed(model: Any, recipe: str | Path, train: Any, test: Any, cali
     tflite = convert(final, calibration).tflite
     evaluation = evaluate(tflite, test, reference=model)
     float_gzip = len(gzip.compress((out_dir / "model_float.tflite").read_bytes(), 9))
-    with atomic_path(out_dir / "compressed.keras") as tmp:
-        final.save(tmp)
-    atomic_write_bytes(out_dir / "compressed_int8.tflite", tflite)
+    final.save(out_dir / "compressed.keras")
+    (out_dir / "compressed_int8.tflite").write_bytes(tflite)
     info = read_model(tflite)
     return {"recipe": str(recipe), "stages": [row.to_dict() for row in rows], "int8_top1": evaluation.top1,
             "agreement_with_float": evaluation.agreement, "int8_bytes": len(tflite),

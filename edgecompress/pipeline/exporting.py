@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from edgecompress.atomic import atomic_write_bytes, check_output
-from edgecompress.pipeline.model_data import calibration_mismatch_warnings, model_data
+from edgecompress.errors import OutputError
+from edgecompress.pipeline.model_data import (
+    calibration_mismatch_warnings,
+    degenerate_calibration_warnings,
+    model_data,
+)
 from edgecompress.pipeline.targets import (
     check_and_write_target_files,
 )
@@ -95,6 +101,14 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             raw = load_data(calibration, preprocess=preprocess)
         loaded = load_model(model_path, safe_mode=safe_mode, calibration=raw)
         calib = model_data(raw if raw is not None else calibration, loaded, preprocess, "calibration")
+        eval_data = None
+        if evaluation is not None:
+            from edgecompress.validate.evaluate import refuse_labels_outside
+
+            eval_data = model_data(evaluation, loaded, preprocess, "evaluation")
+            if eval_data.y is not None:  # before anything is written: a wrong label file is a wrong command
+                classes = math.prod(int(d or 1) for d in loaded.model.outputs[0].shape[1:])
+                refuse_labels_outside(eval_data.y, classes, eval_data.source)
     with timer.stage("convert"):
         if calibration_method == "minmax" and not bias_correction:
             result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
@@ -108,6 +122,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
                 loaded, calib, method=calibration_method, percentile=percentile, bias_correction=bias_correction,
                 io_dtype=io_dtype, allow_float_fallback=allow_float_fallback, max_samples=max_samples)
             calibration_summary = report.to_dict()
+    calibration_summary.setdefault("warnings", [])[:0] = degenerate_calibration_warnings(calib)
     with timer.stage("write"):
         atomic_write_bytes(out_path, result.tflite)
     info = read_model(result.tflite)
@@ -122,14 +137,16 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
     check_summary = None
     if target is not None:
         with timer.stage("check"):
-            check_summary, extra_files = check_and_write_target_files(result.tflite, out_path, target,
-                                                                       dict(target_params or {}), calib)
+            try:
+                check_summary, extra_files = check_and_write_target_files(result.tflite, out_path, target,
+                                                                           dict(target_params or {}), calib)
+            except OutputError as exc:
+                raise OutputError(f"{exc} (The model itself was written: {out_path}.)") from exc
     evaluation_summary = None
     if evaluation is not None:
         from edgecompress.validate.evaluate import evaluate
 
         with timer.stage("evaluate"):
-            eval_data = model_data(evaluation, loaded, preprocess, "evaluation")
             calibration_summary["warnings"].extend(calibration_mismatch_warnings(calib, eval_data))
             evaluation_summary = evaluate(result.tflite, eval_data, reference=loaded.model).to_dict()
             agreement = evaluation_summary.get("agreement")

@@ -22,6 +22,34 @@ def calibration_mismatch_warnings(calibration: Any, evaluation: Any) -> list[str
     return warnings
 
 
+def degenerate_calibration_warnings(calibration: Any) -> list[str]:
+    """Warnings for calibration inputs with no spread: constant over the whole set (all zeros, say), or every
+    sample constant; ranges chosen from them fit no real input, and the int8 model comes out near chance.
+
+    Example:
+        >>> from edgecompress.samples import Dataset
+        >>> import numpy as np
+        >>> degenerate_calibration_warnings(Dataset({"input": np.zeros((4, 2))}, None, "zeros.npz"))[0][:40]
+        'zeros.npz: calibration input "input" is'
+    """
+    import numpy as np
+
+    warnings = []
+    for name, arr in calibration.x.items():
+        values = np.asarray(arr, dtype=np.float64).reshape(len(arr), -1)
+        if not values.size:
+            continue
+        if float(values.max()) == float(values.min()):
+            warnings.append(f"{calibration.source}: calibration input \"{name}\" is constant ({float(values.max()):g}) "
+                            f"in all {len(values)} samples; the activation ranges calibrated on it are degenerate "
+                            "and the int8 model will be near chance. Pass real representative samples.")
+        elif not np.any(values.std(axis=1) > 0):
+            warnings.append(f"{calibration.source}: every sample of calibration input \"{name}\" is constant (zero "
+                            "variance); the activation ranges calibrated on it are degenerate. Pass real "
+                            "representative samples.")
+    return warnings
+
+
 def model_data(spec: Any, loaded: Any, preprocess: Mapping[str, Any] | None, purpose: str) -> Any:
     """Load data for ``loaded``; ONNX models accept their own NCHW layout too (see ``to_model_layout``)."""
     from edgecompress.load.dataset import load_data

@@ -69,7 +69,7 @@ def write_micro_artifacts(tflite_bytes: bytes, out_dir: str | os.PathLike[str], 
     """Write what a TFLite Micro firmware needs: the model as an aligned C array, an op resolver, the arena size.
 
     The texts come from ``toolchains.micro_source.micro_source_files`` (resolver names from the shared TFLM
-    operator table); files are written atomically.
+    operator table); the four files replace an older set as one (``atomic_directory``).
 
     Args:
         tflite_bytes: the model flatbuffer.
@@ -86,15 +86,15 @@ def write_micro_artifacts(tflite_bytes: bytes, out_dir: str | os.PathLike[str], 
         >>> write_micro_artifacts(data, "out/", info, 3016)["resolver"].name  # doctest: +SKIP
         'op_resolver.h'
     """
-    from edgecompress.atomic import atomic_write_text
+    from edgecompress.atomic import atomic_directory
     from edgecompress.toolchains.micro_source import micro_source_files
 
     ops = list(dict.fromkeys(op.op for op in model_info.operators))
     texts = micro_source_files(tflite_bytes, micro_resolver_names(ops), arena_bytes, headroom=headroom, name=name)
-    paths = {role: Path(out_dir) / file for role, file in _MICRO_FILES.items()}
-    for role in ("model_h", "model_cc", "resolver", "arena"):
-        atomic_write_text(paths[role], texts[paths[role].name])
-    return paths
+    with atomic_directory(out_dir, replaces=set(_MICRO_FILES.values())) as tmp:
+        for file in _MICRO_FILES.values():
+            (tmp / file).write_text(texts[file], encoding="utf-8")
+    return {role: Path(out_dir) / file for role, file in _MICRO_FILES.items()}
 
 
 def check_and_write_target_files(tflite: bytes, out_path: Path, target: str, params: dict[str, Any],

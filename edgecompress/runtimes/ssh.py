@@ -44,6 +44,11 @@ from edgecompress.runtimes.runner import Measurement, Timings
 # the runner returns one time per run: more than bench ever asks for is not its answer
 MAX_SAMPLES = 100_000
 MARKER = "EDGECOMPRESS_BENCH_JSON "
+# a reply longer than this is not the runner's (its JSON line holds at most MAX_SAMPLES numbers, ~2 MB): the
+# output is read in chunks and the command is stopped past the cap, so a flooding device cannot fill our RAM
+MAX_REPLY_BYTES = 16 << 20
+MAX_STDERR_BYTES = 1 << 20
+_CHUNK = 1 << 16
 _REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
 
@@ -106,11 +111,16 @@ class SshRunner:
             args += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
         return args + ["--", self.address.destination]
 
-    def _call(self, remote_command: str, *, timeout: float, stdin: bytes | None = None,
-              what: str) -> subprocess.CompletedProcess[bytes]:
+    def _call(self, remote_command: str, *, timeout: float, stdin: bytes | None = None, what: str,
+              max_stdout: int = MAX_REPLY_BYTES) -> subprocess.CompletedProcess[bytes]:
         try:
-            proc = subprocess.run([*self._ssh_args(), remote_command], input=stdin, capture_output=True,
-                                  timeout=timeout, check=False)
+            proc = run_bounded([*self._ssh_args(), remote_command], stdin=stdin, timeout=timeout,
+                               max_stdout=max_stdout, max_stderr=MAX_STDERR_BYTES)
+        except OutputCapExceeded as exc:
+            raise RemoteError(f"{self.device}: expected at most {exc.cap} bytes on {exc.stream} from {what}. "
+                              f"Received: more, so the command was stopped. The device's runner is not the one "
+                              "edgecompress uploaded, or something on the device prints without end; check "
+                              "--remote-python and the device's shell startup files.") from exc
         except subprocess.TimeoutExpired as exc:
             raise RemoteError(f"{self.device}: expected {what} to finish within {timeout:g} s. Received: no "
                               "answer (the device is slow, hung or unreachable). Check the device, or raise "
@@ -220,7 +230,7 @@ class SshRunner:
         """Read ``outputs.npz`` back (``cat`` over ssh) and check it before trusting it: size, members, shapes."""
         path = shlex.quote(f"{remote_dir}/outputs.npz")
         proc = self._call(f"cat {path}", timeout=self.connect_timeout + 30 + limit / 1e6,
-                          what="the download of the outputs")
+                          what="the download of the outputs", max_stdout=limit)
         if proc.returncode != 0 or not proc.stdout:
             raise RemoteError(f"{self.device}: expected the runner's outputs file. Received: exit {proc.returncode} "
                               f"({proc.stderr.decode('utf-8', 'replace').strip()[:200]}). Check free space on the "
@@ -327,6 +337,85 @@ class SshRunner:
         if proc.returncode != 0:
             return f"the remote directory {remote_dir} could not be removed (exit {proc.returncode}); delete it by hand"
         return None
+
+
+class OutputCapExceeded(Exception):
+    """A command printed more than its cap on ``stream``; it has been killed."""
+
+    def __init__(self, stream: str, cap: int) -> None:
+        super().__init__(f"{stream} exceeded {cap} bytes")
+        self.stream, self.cap = stream, cap
+
+
+def run_bounded(args: list[str], *, stdin: bytes | None, timeout: float, max_stdout: int,
+                max_stderr: int) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run(args, capture_output=True)`` that reads in chunks and kills the command past a cap.
+
+    Args:
+        args: the command (an argument list, no shell).
+        stdin: bytes for the command's standard input (written from a thread, so a large upload and a chatty
+            command cannot block each other).
+        timeout: seconds before the command is killed (``subprocess.TimeoutExpired``).
+        max_stdout / max_stderr: the most bytes kept of each stream; one more raises ``OutputCapExceeded``.
+
+    Returns:
+        The ``CompletedProcess`` with both streams as bytes.
+
+    Example:
+        >>> run_bounded(["echo", "hi"], stdin=None, timeout=5, max_stdout=100, max_stderr=100).stdout
+        b'hi\\n'
+    """
+    import selectors
+    import threading
+    import time
+
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer = None
+    if stdin is not None:
+        def feed() -> None:
+            try:
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            except (BrokenPipeError, OSError, ValueError):
+                pass  # the command exited or was killed; its exit code says what happened
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+    caps = {proc.stdout: ("stdout", max_stdout), proc.stderr: ("stderr", max_stderr)}
+    chunks: dict[Any, list[bytes]] = {proc.stdout: [], proc.stderr: []}
+    sizes = dict.fromkeys(chunks, 0)
+    deadline = time.monotonic() + timeout
+    try:
+        with selectors.DefaultSelector() as selector:
+            for stream in chunks:
+                selector.register(stream, selectors.EVENT_READ)
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise subprocess.TimeoutExpired(args, timeout)
+                for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                    data = os.read(key.fd, _CHUNK)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        continue
+                    sizes[key.fileobj] += len(data)
+                    name, cap = caps[key.fileobj]
+                    if sizes[key.fileobj] > cap:
+                        raise OutputCapExceeded(name, cap)
+                    chunks[key.fileobj].append(data)
+        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        if writer is not None:
+            writer.join(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+    return subprocess.CompletedProcess(args, proc.returncode, b"".join(chunks[proc.stdout]),
+                                       b"".join(chunks[proc.stderr]))
 
 
 def _number(value: Any) -> float | None:

@@ -62,6 +62,25 @@ class Evaluation:
         return {**dataclasses.asdict(self), "drop_points": self.drop_points}
 
 
+def refuse_labels_outside(labels: np.ndarray, classes: int, source: str) -> None:
+    """Raise ``CalibrationError`` when a label is negative or not below the model's number of output classes.
+
+    A top-1 against labels the model can never predict is 0 for both models, so a ``--max-drop`` would pass.
+
+    Example:
+        >>> refuse_labels_outside(np.array([0, 9]), 10, "test.npz")
+    """
+    labels = np.asarray(labels)
+    if not len(labels):
+        return
+    low, high = int(np.min(labels)), int(np.max(labels))
+    if low < 0 or high >= classes:
+        bad = int(np.sum((labels < 0) | (labels >= classes)))
+        raise CalibrationError(f"{source}: expected labels in 0..{classes - 1} (the model has {classes} outputs). "
+                               f"Received: {bad} of {len(labels)} labels outside (min {low}, max {high}). Fix the "
+                               "labels or pass the data that belongs to this model.")
+
+
 def top1_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of rows whose arg-max equals the label."""
     return float(np.mean(outputs.reshape(len(labels), -1).argmax(axis=1) == labels))
@@ -162,6 +181,8 @@ def evaluate(tflite: bytes | str | os.PathLike[str], data: Any, reference: Any =
                                                                      arena_size=arena_size)
     outputs = runner.predict(dataset.x)[0]
     labels = dataset.y
+    if labels is not None:
+        refuse_labels_outside(labels, outputs.reshape(len(labels), -1).shape[1], dataset.source)
     top1 = top1_accuracy(outputs, labels) if labels is not None else None
     top5 = topk_accuracy(outputs, labels) if labels is not None else None
     confusion = confusion_matrix(outputs, labels) if labels is not None else None

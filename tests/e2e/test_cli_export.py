@@ -142,3 +142,22 @@ def test_help_lists_the_commands():
     assert proc.returncode == 0
     for command in ("export", "demo"):
         assert command in proc.stdout
+
+
+def test_all_zero_calibration_data_is_a_warning_naming_the_file_in_json(keras_file, tmp_path):
+    np.savez(tmp_path / "zeros.npz", x=np.zeros((64, 8, 8, 1), np.float32))
+    proc = run_cli("export", keras_file, "--calibration", tmp_path / "zeros.npz", "--out", tmp_path / "z.tflite",
+                   "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warnings = json.loads(proc.stdout)["calibration"]["warnings"]
+    assert any("zeros.npz" in w and "constant (0)" in w for w in warnings), warnings
+
+
+def test_export_eval_labels_outside_the_classes_are_refused_before_writing(keras_file, calibration_npz, test_npz,
+                                                                            tmp_path):
+    with np.load(test_npz) as data:
+        np.savez(tmp_path / "wrong.npz", x=data["x"][:40], y=np.full(40, 10))
+    proc = run_cli("export", keras_file, "--calibration", calibration_npz, "--eval", tmp_path / "wrong.npz",
+                   "--out", tmp_path / "e.tflite")
+    assert_clean_failure(proc, 2, "wrong.npz", "expected labels in 0..9")
+    assert not (tmp_path / "e.tflite").exists()

@@ -73,6 +73,14 @@ def test_accuracy_gate_exits_0_within_the_bound(files):
     assert "accuracy gate passed" in proc.stdout
 
 
+def test_the_accuracy_gate_cannot_pass_when_every_label_is_wrong(files, tmp_path):
+    with np.load(files["test"]) as data:
+        np.savez(tmp_path / "wrong.npz", x=data["x"][:40], y=np.full(40, 99))
+    proc = run_cli("validate", files["dir"] / "good_int8.tflite", "--reference", files["keras"], "--data",
+                   tmp_path / "wrong.npz", "--max-drop", "1.0")
+    assert_clean_failure(proc, 2, "wrong.npz", "expected labels in 0..9")
+
+
 @pytest.mark.slow
 def test_fix_float_fallback_reports_before_and_after_and_writes_the_fixed_model(files, tmp_path):
     fixed = tmp_path / "fixed.tflite"

@@ -55,3 +55,16 @@ def test_bad_option_values_are_one_error_line(argv, needle):
     line = assert_clean_failure(proc, 2, needle)
     assert "--help" in line
     assert "usage:" not in proc.stderr
+
+
+@pytest.mark.parametrize("member", ["saved_model.pb", "variables/variables.index"])
+def test_a_fifo_inside_a_savedmodel_is_refused_instead_of_hanging(savedmodel_dir, calibration_npz, tmp_path, member):
+    import os
+    import shutil
+
+    model = shutil.copytree(savedmodel_dir, tmp_path / "sm")
+    (model / member).unlink()
+    os.mkfifo(model / member)
+    proc = run_cli("export", model, "--calibration", calibration_npz, "--out", tmp_path / "m.tflite", timeout=60)
+    assert_clean_failure(proc, 2, member.split("/")[-1], "expected a regular file")
+    assert not (tmp_path / "m.tflite").exists()

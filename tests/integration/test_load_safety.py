@@ -81,3 +81,33 @@ def test_garbage_onnx_is_a_load_error(tmp_path):
     path.write_bytes(b"\xff\x00not protobuf" * 10)
     with pytest.raises(LoadError, match="garbage.onnx"):
         load_model(path)
+
+
+def test_a_keras_archive_whose_weights_declare_an_unstored_array_is_refused_before_loading(keras_file, tmp_path):
+    from tests.payloads import undeclared_weights_keras
+
+    payload = undeclared_weights_keras(keras_file, tmp_path / "liar.keras")
+    assert payload.stat().st_size < 1 << 20  # the 2.1 GiB weight is declared, not stored
+    with pytest.raises(LoadError, match=r"liar.keras: expected weights that the file actually stores\. Received: "
+                                        r"model.weights.h5: dataset .* declares 2304000000 bytes .* but stores 0"):
+        load_model(payload)
+
+
+def test_a_legacy_h5_whose_dataset_declares_an_unstored_array_is_refused(h5_file, tmp_path):
+    import shutil
+
+    import h5py
+
+    liar = shutil.copy(h5_file, tmp_path / "liar.h5")
+    with h5py.File(liar, "r+") as h5:
+        names: list[str] = []
+        h5.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        del h5[names[0]]
+        h5.create_dataset(names[0], shape=(24000, 24000), dtype="float32")
+    with pytest.raises(LoadError, match="liar.h5: expected weights that the file actually stores.*but stores 0"):
+        load_model(liar)
+
+
+def test_honest_keras_and_h5_weights_pass_the_declared_size_check(keras_file, h5_file):
+    assert load_model(keras_file).model is not None
+    assert load_model(h5_file).model is not None

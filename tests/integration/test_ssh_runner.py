@@ -213,3 +213,27 @@ def test_a_device_that_returns_no_or_unreadable_outputs_is_a_remote_error(sshd, 
         SshEvalRunner(INT8_MODEL, runner(sshd, remote_python=str(python))).predict(
             np.zeros((2, 8, 8, 1), np.float32))
     assert remote_dirs() == set()
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_device_flooding_output_is_stopped_at_the_cap_and_its_process_killed(sshd, tmp_path, remote_dirs,
+                                                                               stream):
+    seen = tmp_path / "seen"
+    redirect = " >&2" if stream == "stderr" else ""
+    python = fake_python(tmp_path / "bin", f'echo $$ > {seen}; exec yes flood{redirect}')
+    with pytest.raises(RemoteError, match=f"expected at most \\d+ bytes on {stream} from the benchmark"):
+        runner(sshd, remote_python=str(python)).measure(INT8_MODEL, runs=1, warmup=0)
+    assert _gone(int(seen.read_text()))
+    assert remote_dirs() == set()
+
+
+def test_an_outputs_file_larger_than_its_cap_is_not_downloaded_whole(sshd, tmp_path, remote_dirs):
+    from edgecompress.runtimes.ssh import SshEvalRunner
+
+    # a sparse 1 GiB "outputs.npz": cat streams zeros fast, and the download must stop at its cap
+    python = fake_python(tmp_path / "bin", 'for a; do last="$a"; done; truncate -s 1G "$last"; '
+                                           """echo 'EDGECOMPRESS_BENCH_JSON {"ok": true, "samples_ms": [1.0]}'""")
+    with pytest.raises(RemoteError, match="expected at most \\d+ bytes on stdout from the download of the outputs"):
+        SshEvalRunner(INT8_MODEL, runner(sshd, remote_python=str(python))).predict(
+            np.zeros((2, 8, 8, 1), np.float32))
+    assert remote_dirs() == set()
