@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from edgecompress.bench import (
+    BEST_EVIDENCE,
     BenchRow,
+    best_row,
     compiler_estimate,
     estimate_row,
     measured_rows,
@@ -189,6 +191,10 @@ def bench_model(model: str | os.PathLike[str], target: str, *, device: str | Non
         except ProfileError as exc:
             rows.append(BenchRow(target=name, evidence="model-estimate", model=Path(model).name,
                                  notes=[f"no estimate: {exc}"]))
+    if target != "all":
+        # the target's best evidence first, the host timing (x86, labelled measured-host) last
+        rank = {evidence: i for i, evidence in enumerate(BEST_EVIDENCE)}
+        rows.sort(key=lambda r: (r.median_ms is None, rank.get(r.evidence, len(rank))))
     return rows
 
 

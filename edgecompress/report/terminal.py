@@ -399,13 +399,14 @@ def render_validate(result: Any, console: Any, *, html: str | None = None,
         console.print(f"accuracy gate {verdict}: drop {fmt(gate['drop'])} points, bound {gate['max_drop']}")
 
 
-def render_bench(rows: list[Any], model: str, console: Any) -> None:
-    """Print ``BenchRow`` objects as one table, then each row's notes.
+def render_bench(rows: list[Any], model: str, console: Any, best: Any = None) -> None:
+    """Print the target's figure (``best``) first, then ``BenchRow`` objects as one table, then each row's notes.
 
     Args:
         rows: the rows of ``bench_model``.
         model: the benchmarked file (the table's title).
         console: a rich console.
+        best: the row that stands for the target (``bench.best_row``); None for ``--target all``.
 
     Example:
         >>> render_bench(bench_model("m.tflite", "all"), "m.tflite", make_console())  # doctest: +SKIP
@@ -415,12 +416,22 @@ def render_bench(rows: list[Any], model: str, console: Any) -> None:
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
+    if best is not None:
+        if best.median_ms is None:
+            console.print(f"[bold]{best.target}: no figure[/bold] ({shown(best.notes[0])})")
+        else:
+            error = next((shown(n) for n in best.notes if "error" in n), "")
+            console.print(f"[bold]{best.target}: {best.median_ms:.3f} ms[/bold] ({best.evidence}"
+                          f"{'; ' + error if error else ''})")
+        if any(r.evidence == "measured-host" for r in rows):
+            console.print("the measured-host rows are this x86 machine's timing, not the target's")
     table = Table(title=f"edgecompress bench: {shown(model)}")
     for column in ("target", "evidence", "model", "dtype", "median ms", "p90 ms", "p99 ms", "mean ms", "runs",
                    "threads", "where"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r.target, r.evidence, shown(r.model), r.dtype, ms(r.median_ms), ms(r.p90_ms), ms(r.p99_ms),
+        where = "host" if r.evidence == "measured-host" else r.target
+        table.add_row(where, r.evidence, shown(r.model), r.dtype, ms(r.median_ms), ms(r.p90_ms), ms(r.p99_ms),
                       ms(r.mean_ms), str(r.runs or "-"), str(r.threads or "-"), shown(r.device or r.runtime))
     console.print(table)
     for r in rows:
