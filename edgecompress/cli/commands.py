@@ -208,7 +208,8 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """``edgecompress bench``."""
-    from edgecompress.pipeline.targets import bench_model, best_row, parse_params
+    from edgecompress.bench import best_row
+    from edgecompress.pipeline.targets import bench_model, parse_params
 
     rows = bench_model(args.model, args.target, device=args.device, runs=args.runs, warmup=args.warmup,
                        threads=args.threads, float_model=args.float_model, params=parse_params(args.param),

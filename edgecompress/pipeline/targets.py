@@ -13,7 +13,6 @@ import numpy as np
 from edgecompress.bench import (
     BEST_EVIDENCE,
     BenchRow,
-    best_row,
     compiler_estimate,
     estimate_row,
     measured_rows,
