@@ -39,9 +39,11 @@ def _is_callable_spec(value: str) -> bool:
 
 def _check_tflite(command: str, value: str) -> None:
     path = Path(value)
+    if not path.exists():
+        raise InvalidModelError(f"{path}: expected a .tflite file. Received: no such file. Check the path.")
     if not path.is_file():
-        raise InvalidModelError(f"{path}: expected a .tflite file. Received: "
-                                f"{'a directory' if path.is_dir() else 'no such file'}. Check the path.")
+        # a directory, a device, a FIFO: the reader names what it is (and never reads /dev/zero forever)
+        return
     with path.open("rb") as handle:
         head = handle.read(8)
     # a damaged .tflite is the stage's to judge (check gives it an "unsupported" verdict); another kind of file

@@ -274,9 +274,16 @@ def render_inspect(info: Any, path: str, console: Any, *, tensors: bool = False)
             table.add_row(str(t.index), shown(t.name[:60]), str(list(t.shape)), t.dtype, scale, zp,
                           "yes" if t.is_constant else "")
         console.print(table)
-    io = ", ".join(f"{shown(info.tensors[i].name)} {list(info.tensors[i].shape)} {info.tensors[i].dtype}"
-                   for i in info.inputs + info.outputs)
-    console.print(f"I/O: {io}")
+    def io_line(kind: str, index: int) -> str:
+        t = info.tensors[index]
+        line = f"{kind} {shown(t.name)} {list(t.shape)} {t.dtype}"
+        if t.scale:
+            # what a caller needs to quantize its input and dequantize the output: real = scale * (q - zero_point)
+            line += f" scale {t.scale[0]:.6g} zero point {t.zero_point[0] if t.zero_point else 0}"
+        return line
+
+    for line in [io_line("input", i) for i in info.inputs] + [io_line("output", i) for i in info.outputs]:
+        console.print(f"I/O: {line}")
     console.print(f"size {info.size_bytes:,} bytes, {info.param_count:,} parameters ({info.param_bytes:,} bytes), "
                   f"{info.total_macs:,} MACs, {info.subgraph_count} subgraph(s)")
     if info.is_full_int8:
