@@ -338,7 +338,8 @@ def render_check(report: Any, console: Any) -> None:
     for column in ("#", "op", "runs on", "reason"):
         table.add_column(column, overflow="fold")
     for op in report.operators:
-        table.add_row(str(op.index), shown(op.op), op.placement, shown(op.reason))
+        where = getattr(report, "accelerator_name", "") if op.placement == "accelerator" else op.placement
+        table.add_row(str(op.index), shown(op.op), shown(where or op.placement), shown(op.reason))
     if report.operators:
         console.print(table)
     mem = report.memory
