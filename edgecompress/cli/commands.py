@@ -94,6 +94,13 @@ def _run_export(args: argparse.Namespace) -> int:
         render_json(result.to_dict())
     else:
         render_export(result, make_console())
+    if result.check and result.check.get("verdict") == "unsupported":
+        import sys
+
+        print(f"error: kept {result.output}: it is a correct int8 model, but target {result.check['target']} cannot "
+              "run it (see the check above; no firmware files were written). Run `edgecompress check` for the "
+              "reasons or export for another target.", file=sys.stderr)
+        return 4
     return 0
 
 

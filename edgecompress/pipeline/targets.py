@@ -106,7 +106,7 @@ def check_and_write_target_files(tflite: bytes, out_path: Path, target: str, par
     profile = load_profile(target, **params)
     report = check_model(tflite, profile, inputs=[arr[:8] for arr in calibration.x.values()])
     files: list[str] = []
-    if profile.runtime == "tflm":
+    if profile.runtime == "tflm" and report.verdict != "unsupported":
         memory = report.to_dict().get("memory", {})
         arena = memory.get("arena_bytes") or memory.get("arena_estimate_bytes")
         if arena:
