@@ -106,6 +106,37 @@ class BenchRow:
         return dataclasses.asdict(self)
 
 
+# The order in which a device target's figure is trusted: a run on the device, then the cost model fitted to
+# published device figures (it states its held-out error), then the compiler's own prediction (Vela labels its
+# performance estimate experimental). A host run is never a device target's figure: it is x86 timing.
+BEST_EVIDENCE = ("measured-device", "model-estimate", "compiler-estimate")
+
+
+def best_row(rows: list[BenchRow], target: str) -> BenchRow:
+    """The row whose figure stands for ``target``: its best evidence with a figure, never a host timing.
+
+    Args:
+        rows: the rows of one ``bench`` run (``measured_rows`` + estimates).
+        target: the profile name the rows are for.
+
+    Returns:
+        The first row of ``target`` with a ``median_ms`` in ``BEST_EVIDENCE`` order, or, when no such row has a
+        figure, a row with ``evidence="none"`` and no figure whose notes say why (the host row is not promoted).
+
+    Example:
+        >>> best_row(bench_model("m.tflite", "esp32-s3"), "esp32-s3").evidence  # doctest: +SKIP
+        'model-estimate'
+    """
+    for evidence in BEST_EVIDENCE:
+        for row in rows:
+            if row.target == target and row.evidence == evidence and row.median_ms is not None:
+                return row
+    model = rows[0].model if rows else ""
+    reasons = [note for row in rows if row.target == target and row.median_ms is None for note in row.notes]
+    return BenchRow(target=target, evidence="none", model=model,
+                    notes=[f"no {target} figure: not measured on the device and not estimated"] + reasons)
+
+
 # --------------------------------------------------------------------------------------------------- estimate
 
 def operator_costs(model_info: Any, placements: list[str] | None = None) -> list[OperatorCost]:

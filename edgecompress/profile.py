@@ -146,8 +146,7 @@ def _raw(name: str) -> dict[str, Any]:
 
     entry = _targets_dir() / f"{name}.yaml"
     if not entry.is_file():
-        raise ProfileError(f"expected a target profile name from {', '.join(list_targets())}. "
-                           f"Received: {name!r}. Run `edgecompress targets` to list them.")
+        raise ProfileError(unknown_target_message(name))
     try:
         data = yaml.safe_load(entry.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -224,6 +223,28 @@ def validate_profile_data(name: str, data: dict[str, Any]) -> None:
                            f"Received at {where}: {exc.message}. Fix the profile.") from exc
 
 
+def unknown_target_message(name: str) -> str:
+    """The one-line error for a target name that is not a shipped profile, with a "did you mean" when one is close.
+
+    Args:
+        name: what the user typed.
+
+    Returns:
+        The message (expectation, what was received, the remedy).
+
+    Example:
+        >>> "Did you mean 'esp32-s3'" in unknown_target_message("esp32s3")
+        True
+    """
+    import difflib
+
+    names = list_targets()
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"Did you mean {close[0]!r}? " if close else ""
+    return (f"expected a target profile name from {', '.join(names)}. Received: {name!r}. "
+            f"{hint}Run `edgecompress targets` to list them.")
+
+
 def load_profile(name: str, **params: Any) -> Profile:
     """Load, merge and validate a target profile, applying parameter values.
 
@@ -240,8 +261,7 @@ def load_profile(name: str, **params: Any) -> Profile:
         29
     """
     if name.startswith("_") or name not in list_targets():
-        raise ProfileError(f"expected a target profile name from {', '.join(list_targets())}. "
-                           f"Received: {name!r}. Run `edgecompress targets` to list them.")
+        raise ProfileError(unknown_target_message(name))
     data = resolve(name)
     validate_profile_data(name, data)
     declared = data.get("parameters", {})

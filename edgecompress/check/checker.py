@@ -69,6 +69,8 @@ class CheckReport:
         warnings: things the user should know (deprecations, degraded memory, tool notes).
         model_errors: whole-model problems (malformed, float, several subgraphs...).
         tool: raw figures from a real tool when one ran (Vela cycles, TFLM arena...).
+        accelerator_name: what ``"accelerator"`` is on this target (``Edge TPU``, ``XNNPACK``, ``TFLite Micro int8
+            kernels (ESP-NN)``): a microcontroller or a Pi has no accelerator, only a faster int8 path.
         compiled_tflite: the tool's compiled model (Vela-optimised or Edge TPU ``.tflite``), when one ran; not
             part of ``to_dict``.
     """
@@ -85,6 +87,7 @@ class CheckReport:
     model_errors: list[str] = dataclasses.field(default_factory=list)
     tool: dict[str, Any] = dataclasses.field(default_factory=dict)
     compiled_tflite: bytes | None = None
+    accelerator_name: str = "accelerator"
 
     @property
     def exit_code(self) -> int:
@@ -98,7 +101,7 @@ class CheckReport:
                 "params": self.params, "profile_status": self.status, "partitions": self.partitions,
                 "counts": self.counts(), "operators": [o.to_dict() for o in self.operators],
                 "memory": self.memory, "warnings": self.warnings, "model_errors": self.model_errors,
-                "tool": self.tool}
+                "tool": self.tool, "accelerator_name": self.accelerator_name}
 
 
 
@@ -174,12 +177,24 @@ def check(model_info: Any, profile: Profile, *, arena_bytes: int | None = None) 
     memory = memory_verdict(model_info, profile, arena_bytes=arena_bytes)
     report = CheckReport(target=profile.name, verdict="accelerated", operators=verdicts,
                          partitions=len(_segments(placements)), memory=memory, params=dict(profile.params),
-                         status=profile.status, model_errors=model_errors)
+                         status=profile.status, model_errors=model_errors,
+                         accelerator_name=profile.accelerator_name or "accelerator")
+    if _is_float_model(model_info):
+        # the verdict says "fallback", but the step the user is missing is quantization, not an operator swap
+        report.warnings.append("this is a float model: quantize it first (edgecompress export MODEL "
+                               "--calibration DATA) and check the int8 .tflite it writes")
     report.warnings.extend(_profile_warnings(profile))
     if memory.get("warning"):
         report.warnings.append(memory["warning"])
     finish_verdict(report)
     return report
+
+
+def _is_float_model(model_info: Any) -> bool:
+    """True when no activation is quantized: every non-constant float/int tensor of the graph is float."""
+    activations = [t for t in model_info.tensors if not t.is_constant and t.dtype.startswith(("float", "int8",
+                                                                                               "uint8", "int16"))]
+    return bool(activations) and all(t.dtype.startswith("float") for t in activations)
 
 
 def finish_verdict(report: CheckReport) -> None:

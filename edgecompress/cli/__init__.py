@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgecompress import __version__
+from edgecompress.capture import start_tensorflow_quietly
 from edgecompress.cli.commands import COMMANDS
 from edgecompress.cli.options import add_options
+from edgecompress.cli.preflight import TENSORFLOW_COMMANDS, preflight
 from edgecompress.errors import EdgeCompressError
 
 __all__ = ["INTERRUPTED_EXIT", "build_parser", "main", "run"]
@@ -27,8 +29,21 @@ class _Parser(argparse.ArgumentParser):
     """argparse with bad-option errors in the house format: one ``error:`` line naming the fix, exit 2."""
 
     def error(self, message: str) -> Any:
-        print(f"error: {self.prog}: {message}. See '{self.prog} --help'.", file=sys.stderr)
+        print(f"error: {self.prog}: {message}.{_did_you_mean(message)} See '{self.prog} --help'.", file=sys.stderr)
         raise SystemExit(2)
+
+
+def _did_you_mean(message: str) -> str:
+    """`` Did you mean 'export'?`` for argparse's "invalid choice" message when one choice is close, else ``""``."""
+    import difflib
+    import re
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not found:
+        return ""
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.description)
         add_options(sub, command.options)
-        sub.set_defaults(func=command.handler)
+        sub.set_defaults(func=command.handler, options=command.options)
     return parser
 
 
@@ -74,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = _InterruptFlag()
     previous = signal.signal(signal.SIGINT, interrupted.handler)
     try:
+        preflight(args, args.options)
+        if args.command in TENSORFLOW_COMMANDS:
+            start_tensorflow_quietly()
         code = int(args.func(args) or 0)
         interrupted.handling = True
         if interrupted.seen:

@@ -94,6 +94,13 @@ def _run_export(args: argparse.Namespace) -> int:
         render_json(result.to_dict())
     else:
         render_export(result, make_console())
+    if result.check and result.check.get("verdict") == "unsupported":
+        import sys
+
+        print(f"error: kept {result.output}: it is a correct int8 model, but target {result.check['target']} cannot "
+              "run it (see the check above; no firmware files were written). Run `edgecompress check` for the "
+              "reasons or export for another target.", file=sys.stderr)
+        return 4
     return 0
 
 
@@ -208,19 +215,25 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     """``edgecompress bench``."""
+    from edgecompress.bench import best_row
     from edgecompress.pipeline.targets import bench_model, parse_params
 
     rows = bench_model(args.model, args.target, device=args.device, runs=args.runs, warmup=args.warmup,
                        threads=args.threads, float_model=args.float_model, params=parse_params(args.param),
                        benchmark_binary=args.benchmark_binary, op_profiling=args.op_profiling,
                        **_ssh_options(args))
+    best = None if args.target == "all" else best_row(rows, args.target)
     if args.json:
         payload = [r.to_dict() for r in rows]
-        # One target: the best-evidence row at the top level (scripts read target/evidence/median_ms), all rows
-        # under "rows". --target all: the list of rows.
-        render_json(payload if args.target == "all" else {**payload[0], "rows": payload})
+        # One target: the target's best evidence at the top level (scripts read target/evidence/median_ms), never
+        # the x86 host timing, which stays under "host"; all rows under "rows". --target all: the list of rows.
+        if best is None:
+            render_json(payload)
+        else:
+            host = next((r for r in payload if r["evidence"] == "measured-host"), None)
+            render_json({**best.to_dict(), "host": host, "rows": payload})
     else:
-        render_bench(rows, args.model, make_console())
+        render_bench(rows, args.model, make_console(), best=best)
     return 0
 
 

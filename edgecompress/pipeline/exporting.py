@@ -123,8 +123,6 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
                 io_dtype=io_dtype, allow_float_fallback=allow_float_fallback, max_samples=max_samples)
             calibration_summary = report.to_dict()
     calibration_summary.setdefault("warnings", [])[:0] = degenerate_calibration_warnings(calib)
-    with timer.stage("write"):
-        atomic_write_bytes(out_path, result.tflite)
     info = read_model(result.tflite)
     summary = info.to_dict()
     model_summary = {k: summary[k] for k in ("size_bytes", "param_count", "total_macs", "is_full_int8",
@@ -141,7 +139,11 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
                 check_summary, extra_files = check_and_write_target_files(result.tflite, out_path, target,
                                                                            dict(target_params or {}), calib)
             except OutputError as exc:
-                raise OutputError(f"{exc} (The model itself was written: {out_path}.)") from exc
+                raise OutputError(f"{exc} (The model was not written either.)") from exc
+    # written after the target check, so a check that fails (a tool error) leaves no .tflite behind; a model the
+    # target cannot run is still a correct int8 model and is kept (the CLI says so and exits 4)
+    with timer.stage("write"):
+        atomic_write_bytes(out_path, result.tflite)
     evaluation_summary = None
     if evaluation is not None:
         from edgecompress.validate.evaluate import evaluate

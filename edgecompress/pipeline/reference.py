@@ -74,6 +74,7 @@ def load_reference(path: str | os.PathLike[str], data: Dataset, *, safe_mode: bo
     from edgecompress.pipeline.loading import load_model
 
     loaded = load_model(source, safe_mode=safe_mode)
+    _check_sample_shapes(source, loaded.input_names, loaded.input_shapes, data)
     outputs = reference_outputs(loaded.model, data)
     notes: list[str] = []
     try:
@@ -121,3 +122,18 @@ def _onnx_outputs(path: Path, data: Dataset) -> np.ndarray:
     for i in range(0, len(x), step):
         outs.append(session.run(None, {inputs[0].name: np.ascontiguousarray(x[i : i + step], np.float32)})[0])
     return np.concatenate(outs).astype(np.float32)
+
+
+def _check_sample_shapes(source: Path, names: list[str], shapes: list[Any], data: Dataset) -> None:
+    """One clear line, not Keras' traceback, when the data's sample shape is not the reference's input shape."""
+    from edgecompress.errors import CalibrationError
+    from edgecompress.runtimes.host import shape_mismatch_message
+
+    arrays = list(data.x.values())
+    for name, expected in zip(names, shapes, strict=True):
+        array = data.x.get(name, arrays[0] if len(arrays) == 1 else None)
+        if array is None or any(v is None for v in expected):
+            continue
+        received = tuple(np.asarray(array).shape[1:])
+        if received != tuple(expected):
+            raise CalibrationError(shape_mismatch_message(str(source), tuple(expected), received))

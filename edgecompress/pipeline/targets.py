@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.bench import (
+    BEST_EVIDENCE,
     BenchRow,
     compiler_estimate,
     estimate_row,
@@ -105,7 +106,7 @@ def check_and_write_target_files(tflite: bytes, out_path: Path, target: str, par
     profile = load_profile(target, **params)
     report = check_model(tflite, profile, inputs=[arr[:8] for arr in calibration.x.values()])
     files: list[str] = []
-    if profile.runtime == "tflm":
+    if profile.runtime == "tflm" and report.verdict != "unsupported":
         memory = report.to_dict().get("memory", {})
         arena = memory.get("arena_bytes") or memory.get("arena_estimate_bytes")
         if arena:
@@ -189,6 +190,10 @@ def bench_model(model: str | os.PathLike[str], target: str, *, device: str | Non
         except ProfileError as exc:
             rows.append(BenchRow(target=name, evidence="model-estimate", model=Path(model).name,
                                  notes=[f"no estimate: {exc}"]))
+    if target != "all":
+        # the target's best evidence first, the host timing (x86, labelled measured-host) last
+        rank = {evidence: i for i, evidence in enumerate(BEST_EVIDENCE)}
+        rows.sort(key=lambda r: (r.median_ms is None, rank.get(r.evidence, len(rank))))
     return rows
 
 

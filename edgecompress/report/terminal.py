@@ -274,9 +274,16 @@ def render_inspect(info: Any, path: str, console: Any, *, tensors: bool = False)
             table.add_row(str(t.index), shown(t.name[:60]), str(list(t.shape)), t.dtype, scale, zp,
                           "yes" if t.is_constant else "")
         console.print(table)
-    io = ", ".join(f"{shown(info.tensors[i].name)} {list(info.tensors[i].shape)} {info.tensors[i].dtype}"
-                   for i in info.inputs + info.outputs)
-    console.print(f"I/O: {io}")
+    def io_line(kind: str, index: int) -> str:
+        t = info.tensors[index]
+        line = f"{kind} {shown(t.name)} {list(t.shape)} {t.dtype}"
+        if t.scale:
+            # what a caller needs to quantize its input and dequantize the output: real = scale * (q - zero_point)
+            line += f" scale {t.scale[0]:.6g} zero point {t.zero_point[0] if t.zero_point else 0}"
+        return line
+
+    for line in [io_line("input", i) for i in info.inputs] + [io_line("output", i) for i in info.outputs]:
+        console.print(f"I/O: {line}")
     console.print(f"size {info.size_bytes:,} bytes, {info.param_count:,} parameters ({info.param_bytes:,} bytes), "
                   f"{info.total_macs:,} MACs, {info.subgraph_count} subgraph(s)")
     if info.is_full_int8:
@@ -331,7 +338,8 @@ def render_check(report: Any, console: Any) -> None:
     for column in ("#", "op", "runs on", "reason"):
         table.add_column(column, overflow="fold")
     for op in report.operators:
-        table.add_row(str(op.index), shown(op.op), op.placement, shown(op.reason))
+        where = getattr(report, "accelerator_name", "") if op.placement == "accelerator" else op.placement
+        table.add_row(str(op.index), shown(op.op), shown(where or op.placement), shown(op.reason))
     if report.operators:
         console.print(table)
     mem = report.memory
@@ -399,13 +407,14 @@ def render_validate(result: Any, console: Any, *, html: str | None = None,
         console.print(f"accuracy gate {verdict}: drop {fmt(gate['drop'])} points, bound {gate['max_drop']}")
 
 
-def render_bench(rows: list[Any], model: str, console: Any) -> None:
-    """Print ``BenchRow`` objects as one table, then each row's notes.
+def render_bench(rows: list[Any], model: str, console: Any, best: Any = None) -> None:
+    """Print the target's figure (``best``) first, then ``BenchRow`` objects as one table, then each row's notes.
 
     Args:
         rows: the rows of ``bench_model``.
         model: the benchmarked file (the table's title).
         console: a rich console.
+        best: the row that stands for the target (``bench.best_row``); None for ``--target all``.
 
     Example:
         >>> render_bench(bench_model("m.tflite", "all"), "m.tflite", make_console())  # doctest: +SKIP
@@ -415,12 +424,22 @@ def render_bench(rows: list[Any], model: str, console: Any) -> None:
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
+    if best is not None:
+        if best.median_ms is None:
+            console.print(f"[bold]{best.target}: no figure[/bold] ({shown(best.notes[0])})")
+        else:
+            error = next((shown(n) for n in best.notes if "error" in n), "")
+            console.print(f"[bold]{best.target}: {best.median_ms:.3f} ms[/bold] ({best.evidence}"
+                          f"{'; ' + error if error else ''})")
+        if any(r.evidence == "measured-host" for r in rows):
+            console.print("the measured-host rows are this x86 machine's timing, not the target's")
     table = Table(title=f"edgecompress bench: {shown(model)}")
     for column in ("target", "evidence", "model", "dtype", "median ms", "p90 ms", "p99 ms", "mean ms", "runs",
                    "threads", "where"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r.target, r.evidence, shown(r.model), r.dtype, ms(r.median_ms), ms(r.p90_ms), ms(r.p99_ms),
+        where = "host" if r.evidence == "measured-host" else r.target
+        table.add_row(where, r.evidence, shown(r.model), r.dtype, ms(r.median_ms), ms(r.p90_ms), ms(r.p99_ms),
                       ms(r.mean_ms), str(r.runs or "-"), str(r.threads or "-"), shown(r.device or r.runtime))
     console.print(table)
     for r in rows:

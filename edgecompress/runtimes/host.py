@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.capture import captured_output
-from edgecompress.errors import InvalidModelError, ToolchainError
+from edgecompress.errors import CalibrationError, InvalidModelError, ToolchainError
 from edgecompress.runtimes.runner import Measurement, Timings
 from edgecompress.samples import match_inputs
 
@@ -33,6 +33,29 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Integer -> float with a tensor's affine parameters."""
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def shape_mismatch_message(model: str, expected: tuple[int, ...], received: tuple[int, ...]) -> str:
+    """One line for data whose sample shape differs from the model's, naming a channels-first layout.
+
+    Args:
+        model: the model's name, for the message.
+        expected: the model's per-sample input shape (no batch axis).
+        received: the data's per-sample shape.
+
+    Returns:
+        The message, with the ``np.moveaxis`` fix when the data is the channels-first form of the input.
+
+    Example:
+        >>> "channels-first" in shape_mismatch_message("m.tflite", (8, 8, 1), (1, 8, 8))
+        True
+    """
+    expected, received = tuple(int(v) for v in expected), tuple(int(v) for v in received)
+    message = f"{model}: expected samples of shape {expected}. Received: shape={received}."
+    if len(expected) == 3 and received == (expected[2], expected[0], expected[1]):
+        return (f"{message} The data is channels-first (NCHW) and the model channels-last (NHWC): save it as "
+                "np.moveaxis(x, 1, -1).")
+    return f"{message} Reshape the data to the model's input shape."
 
 
 class HostRunner:
@@ -74,6 +97,9 @@ class HostRunner:
             arr = np.asarray(arr)
             if arr.ndim == len(shape) - 1:
                 arr = arr[None]
+            if arr.shape != shape and sorted(arr.shape) == sorted(shape):
+                # a reshape would scramble the pixels silently: (1, 3, 96, 96) into (1, 96, 96, 3)
+                raise CalibrationError(shape_mismatch_message(self.name, shape[1:], arr.shape[1:]))
             dtype = detail["dtype"]
             if np.issubdtype(dtype, np.integer) and not np.issubdtype(arr.dtype, np.integer):
                 scale, zero_point = detail["quantization"]

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.errors import InvalidModelError, ToolchainError
-from edgecompress.runtimes.host import dequantize, quantize
+from edgecompress.errors import CalibrationError, InvalidModelError, ToolchainError
+from edgecompress.runtimes.host import dequantize, quantize, shape_mismatch_message
 
 DEFAULT_ARENA_BYTES = 2 * 1024 * 1024
 # TFLite Micro allocates the whole arena up front: bounds keep a typo from asking the host for a petabyte
@@ -81,7 +81,11 @@ class MicroEvalRunner:
                                     "inputs.") from exc
         for index, (detail, value) in enumerate(zip(self.input_details, values, strict=True)):
             shape = tuple(int(d) for d in detail["shape"])
-            arr = np.asarray(value, np.float32).reshape(shape)
+            arr = np.asarray(value, np.float32)
+            sample_shape = arr.shape[1:] if arr.ndim == len(shape) else arr.shape
+            if sample_shape != shape[1:] and sorted(sample_shape) == sorted(shape[1:]):
+                raise CalibrationError(shape_mismatch_message("the model", shape[1:], sample_shape))
+            arr = arr.reshape(shape)
             dtype = np.dtype(detail["dtype"])
             affine = _affine(detail)
             if np.issubdtype(dtype, np.integer) and affine:

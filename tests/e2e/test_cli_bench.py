@@ -17,15 +17,28 @@ FLOAT = ROOT / "tests" / "data" / "tflite" / "conv_dw_dense_float32.tflite"
 CONTRACT = {"target", "evidence", "median_ms", "p90_ms", "runs"}
 
 
-def test_bench_one_target_json_puts_the_measured_row_first_and_keeps_every_row():
+def test_bench_one_target_json_puts_the_targets_estimate_on_top_and_the_host_timing_under_host():
     proc = run_cli("bench", INT8, "--target", "raspberry-pi-4", "--runs", "5", "--warmup", "1", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     payload = json.loads(proc.stdout)
     assert CONTRACT <= set(payload)
-    assert (payload["target"], payload["evidence"], payload["runs"], payload["threads"]) == \
-        ("raspberry-pi-4", "measured-host", 5, 4)
-    assert payload["median_ms"] > 0 and payload["p90_ms"] >= payload["median_ms"]
-    assert [row["evidence"] for row in payload["rows"]] == ["measured-host", "model-estimate"]
+    estimate = next(r for r in payload["rows"] if r["evidence"] == "model-estimate")
+    assert (payload["target"], payload["evidence"], payload["median_ms"]) == \
+        ("raspberry-pi-4", "model-estimate", estimate["median_ms"])
+    assert any("error" in note for note in payload["notes"])
+    host = payload["host"]
+    assert (host["evidence"], host["runs"], host["threads"]) == ("measured-host", 5, 4)
+    assert host["median_ms"] > 0 and host["p90_ms"] >= host["median_ms"]
+    assert [row["evidence"] for row in payload["rows"]] == ["model-estimate", "measured-host"]
+
+
+def test_bench_json_for_a_microcontroller_never_reports_the_host_figure_at_the_top():
+    proc = run_cli("bench", INT8, "--target", "esp32-s3", "--runs", "3", "--warmup", "0", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    payload = json.loads(proc.stdout)
+    assert payload["evidence"] == "model-estimate" and payload["target"] == "esp32-s3"
+    assert payload["median_ms"] != payload["host"]["median_ms"]
+    assert payload["median_ms"] > payload["host"]["median_ms"]
 
 
 def test_bench_all_lists_host_measurements_and_every_targets_estimate_clearly_marked():
@@ -45,6 +58,8 @@ def test_bench_table_names_the_evidence_of_every_row():
     proc = run_cli("bench", INT8, "--target", "coral-edgetpu", "--runs", "3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "measured-host" in proc.stdout and "model-estimate" in proc.stdout
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("coral-edgetpu: ") and "model-estimate" in first
 
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or "")

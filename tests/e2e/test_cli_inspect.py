@@ -85,3 +85,17 @@ def test_check_prints_hostile_operator_names_without_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.returncode in (3, 4), proc.stderr
     assert "[/oops]" in proc.stdout
+
+
+def test_inspect_shows_each_input_and_output_scale_and_zero_point():
+    from edgecompress.tflite import read_model
+
+    model = Path(__file__).resolve().parents[2] / "tests" / "data" / "tflite" / "conv_dw_dense_int8.tflite"
+    info = read_model(model)
+    proc = run_cli("inspect", model)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("I/O:")]
+    assert len(lines) == len(info.inputs) + len(info.outputs)
+    for line, index in zip(lines, info.inputs + info.outputs, strict=True):
+        tensor = info.tensors[index]
+        assert f"scale {tensor.scale[0]:.6g} zero point {tensor.zero_point[0]}" in line
