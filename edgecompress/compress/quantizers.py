@@ -41,10 +41,11 @@ WEIGHTED = {"Dense": {"kernel": None}, "Conv1D": {"kernel": None}, "Conv3D": {"k
             "SeparableConv1D": {"depthwise_kernel": None, "pointwise_kernel": None},
             "EinsumDense": {"kernel": None}, "Embedding": {"embeddings": None}, "PReLU": {"alpha": None},
             "LayerScale": {"gamma": None}}
-# Layers whose TFLite operator has no int8 kernel (the builtins register CONV_3D and CONV_3D_TRANSPOSE for
-# float32 only, tensorflow/lite/kernels/conv3d.cc): QAT trains them, but conversion keeps them float, so
-# ``int8_refusals`` names them before anyone converts.
-NO_INT8_KERNEL = {"Conv3D": "CONV_3D", "Conv3DTranspose": "CONV_3D_TRANSPOSE"}
+# Layers that convert to an operator without an int8 kernel: QAT trains them, but conversion keeps that operator
+# float, so ``int8_refusals`` names them before anyone converts. CONV_3D and CONV_3D_TRANSPOSE are registered for
+# float32 only (tensorflow/lite/kernels/conv3d.cc); the TF 2.21 converter lowers LayerNormalization's mean
+# subtraction to NEG, which has no int8 kernel (measured: tests/integration/test_qat_architectures.py).
+NO_INT8_KERNEL = {"Conv3D": "CONV_3D", "Conv3DTranspose": "CONV_3D_TRANSPOSE", "LayerNormalization": "NEG"}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -129,7 +130,7 @@ def int8_refusals(model: Any) -> list[dict[str, str]]:
         kind = type(inner).__name__
         if kind in NO_INT8_KERNEL:
             found.append({"layer": inner.name, "kind": kind, "op": NO_INT8_KERNEL[kind],
-                          "reason": f"the TFLite builtins have no int8 {NO_INT8_KERNEL[kind]} kernel (float32 only)"})
+                          "reason": f"{kind} converts to {NO_INT8_KERNEL[kind]}, which has no int8 TFLite kernel"})
     return found
 
 
