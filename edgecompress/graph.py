@@ -155,7 +155,8 @@ def inline_nested(model: Any) -> Any:
         if not isinstance(layer, keras.Model):
             twin = copy_of(layer)
             out = twin(*args, **kwargs)
-            if len(twin.weights) and not getattr(twin, "_edgecompress_weights_set", False):
+            # Keras ops (``x + 1`` on symbolic tensors) are operations without weights.
+            if getattr(twin, "weights", None) and not getattr(twin, "_edgecompress_weights_set", False):
                 twin.set_weights(layer.get_weights())
                 twin._edgecompress_weights_set = True
             return out

@@ -42,10 +42,16 @@ from edgecompress.errors import ConversionError
 from edgecompress.graph import copy_model, inline_nested
 
 _FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
-_FUSING_PRODUCERS = ("Conv2D", "DepthwiseConv2D", "Dense", "Conv1D", "Conv2DTranspose", "Add")
-_FOLDABLE = ("Conv2D", "DepthwiseConv2D", "Dense")
+_FUSING_PRODUCERS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "Conv1D", "Conv2DTranspose", "Add")
+_FOLDABLE = ("Conv2D", "DepthwiseConv2D", "Dense", "SeparableConv2D")
 # Single-input layers that keep the scale: a Concatenate's shared range extends through them.
 _SAME_SCALE = tuple(kind for kind in PASS_THROUGH if kind not in ("InputLayer", "Concatenate"))
+# Keras ops (called on symbolic tensors inside a functional model) that only move data.
+_OP_SAME_SCALE = ("Reshape", "Transpose", "ExpandDims", "Squeeze", "GetItem", "Concatenate", "Flatten")
+
+
+def _is_float(tensor: Any) -> bool:
+    return hasattr(tensor, "dtype") and "float" in str(tensor.dtype)
 
 
 def _is_fusable_activation(layer: Any) -> bool:
@@ -205,6 +211,8 @@ def quantize_model(model: Any, *, preserve: tuple[str, ...] | list[str] = ()) ->
         return shared[group](tensor)
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(layer, keras.layers.Layer):
+            return operation(layer, *args, **kwargs)
         outputs = args[0] if id(layer) in plan.folded else wrapper_for(layer)(*args, **kwargs)
         originals = plan.node_outputs[id(layer)]
         if len(originals) == 1:
@@ -212,8 +220,23 @@ def quantize_model(model: Any, *, preserve: tuple[str, ...] | list[str] = ()) ->
             return outputs if grouped is None else grouped
         return outputs
 
+    def operation(op: Any, *args: Any, **kwargs: Any) -> Any:
+        # A Keras op called on symbolic tensors (``x + 3.0`` in MobileNetV3's hard_sigmoid): the converter
+        # lowers it to one int8 operator whose output scale the QAT graph must give it.
+        outputs = op(*args, **kwargs)
+        originals = plan.node_outputs[id(op)]
+        if len(originals) != 1 or not _is_float(outputs):
+            return outputs
+        grouped = share(originals[0], outputs)
+        if grouped is not None:
+            return grouped
+        if type(op).__name__ in _OP_SAME_SCALE or not plan.needs_output_quantizer(op):
+            return outputs
+        return ActivationQuantizer(name=f"quant_{op.name}")(outputs)
+
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name) for t in source.inputs]
-    quantized = [share(original, t) or ActivationQuantizer(name=f"quantize_{t.name}")(t)
+    # Integer inputs (token ids into an Embedding) are indices, not values to quantize.
+    quantized = [(share(original, t) or ActivationQuantizer(name=f"quantize_{t.name}")(t)) if _is_float(t) else t
                  for original, t in zip(source.inputs, inputs, strict=True)]
     outputs = source._run_through_graph(quantized, operation_fn=lambda op: op, call_fn=call)
     qat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=f"{model.name}_qat")

@@ -20,15 +20,32 @@ _PACKAGE = "edgecompress"
 EMA_DECAY = 0.99
 _FIXED_RANGES = {"softmax": (0.0, 255.0 / 256.0), "sigmoid": (0.0, 255.0 / 256.0), "tanh": (-1.0, 127.0 / 128.0)}
 # Layers whose int8 kernels keep the input's scale (or only move data): no quantizer of their own.
-PASS_THROUGH = ("InputLayer", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "Flatten",
-                "Reshape", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
-                "AlphaDropout", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling2D",
-                "Identity", "Permute", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ActivityRegularization",
-                "Concatenate")
+PASS_THROUGH = ("InputLayer", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+                "Flatten", "Reshape", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                "GaussianNoise", "GaussianDropout", "AlphaDropout", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+                "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "RepeatVector", "Identity",
+                "Permute", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "ActivityRegularization",
+                "StochasticDepth", "Concatenate")
 # Weightless layers whose output gets its own quantizer.
-OUTPUT_QUANTIZED = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "ReLU", "LeakyReLU",
+OUTPUT_QUANTIZED = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "ReLU", "LeakyReLU", "ELU",
                     "Activation", "Softmax", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-                    "BatchNormalization")
+                    "GlobalAveragePooling3D", "AveragePooling3D", "BatchNormalization", "LayerNormalization",
+                    "GroupNormalization", "UnitNormalization", "Rescaling", "Normalization", "Resizing",
+                    "UpSampling3D", "MultiHeadAttention", "GroupQueryAttention")
+# Layers with weights: weight attribute -> per-channel axis (None: per tensor). Per channel only where the
+# converter maps the axis onto the flatbuffer's output-channel axis (CONV_2D, DEPTHWISE_CONV_2D); the 1-D and
+# transposed variants are reshaped around the 2-D kernels, so they stay per tensor.
+WEIGHTED = {"Dense": {"kernel": None}, "Conv1D": {"kernel": None}, "Conv3D": {"kernel": None},
+            "Conv1DTranspose": {"kernel": None}, "Conv2DTranspose": {"kernel": None},
+            "Conv3DTranspose": {"kernel": None}, "DepthwiseConv1D": {"kernel": None},
+            "SeparableConv1D": {"depthwise_kernel": None, "pointwise_kernel": None},
+            "EinsumDense": {"kernel": None}, "Embedding": {"embeddings": None}, "PReLU": {"alpha": None},
+            "LayerScale": {"gamma": None}}
+# Layers that convert to an operator without an int8 kernel: QAT trains them, but conversion keeps that operator
+# float, so ``int8_refusals`` names them before anyone converts. CONV_3D and CONV_3D_TRANSPOSE are registered for
+# float32 only (tensorflow/lite/kernels/conv3d.cc); the TF 2.21 converter lowers LayerNormalization's mean
+# subtraction to NEG, which has no int8 kernel (measured: tests/integration/test_qat_architectures.py).
+NO_INT8_KERNEL = {"Conv3D": "CONV_3D", "Conv3DTranspose": "CONV_3D_TRANSPOSE", "LayerNormalization": "NEG"}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -84,8 +101,11 @@ def default_config(layer: Any) -> QuantizeConfig | None:
         return QuantizeConfig({"kernel": -1})
     if kind == "DepthwiseConv2D":
         return QuantizeConfig({"kernel": -2 if layer.depth_multiplier == 1 else None})
-    if kind in ("Dense", "Conv1D", "Conv2DTranspose"):
-        return QuantizeConfig({"kernel": None})
+    if kind == "SeparableConv2D":
+        return QuantizeConfig({"depthwise_kernel": -2 if layer.depth_multiplier == 1 else None,
+                               "pointwise_kernel": -1})
+    if kind in WEIGHTED:
+        return QuantizeConfig(dict(WEIGHTED[kind]))
     if kind == "Softmax" or (kind == "Activation" and _activation_name(layer) in _FIXED_RANGES):
         name = "softmax" if kind == "Softmax" else _activation_name(layer)
         return QuantizeConfig(output_range=_FIXED_RANGES[name])
@@ -95,6 +115,23 @@ def default_config(layer: Any) -> QuantizeConfig | None:
         f"layer '{layer.name}' ({kind}): expected a Keras layer with a known int8 mapping. Received: a layer "
         "quantize_model does not know. Wrap it with quantize_annotate_layer(layer, QuantizeConfig(...)) "
         "to say which weights and outputs to quantize.")
+
+
+def int8_refusals(model: Any) -> list[dict[str, str]]:
+    """The layers of ``model`` whose TFLite operator has no int8 kernel: ``{"layer", "kind", "op", "reason"}``.
+
+    Example:
+        >>> int8_refusals(model)  # doctest: +SKIP
+        [{'layer': 'conv3d', 'kind': 'Conv3D', 'op': 'CONV_3D', 'reason': '...'}]
+    """
+    found = []
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        kind = type(inner).__name__
+        if kind in NO_INT8_KERNEL:
+            found.append({"layer": inner.name, "kind": kind, "op": NO_INT8_KERNEL[kind],
+                          "reason": f"{kind} converts to {NO_INT8_KERNEL[kind]}, which has no int8 TFLite kernel"})
+    return found
 
 
 def _track(x: Any, min_var: Any, max_var: Any, ready: Any, training: bool) -> tuple[Any, Any]:
@@ -216,7 +253,8 @@ class QuantizeWrapper(_RangeMixin, keras.layers.Wrapper):
     Args:
         layer: the layer to quantize.
         quantize_config: its ``QuantizeConfig``.
-        batch_norm: a BatchNormalization folded into this layer's kernel and bias (Conv2D/DepthwiseConv2D/Dense).
+        batch_norm: a BatchNormalization folded into this layer's kernel and bias (Conv2D, DepthwiseConv2D, Dense,
+            SeparableConv2D's pointwise kernel).
         activation: an activation split out of the layer (e.g. softmax), computed after the layer's own
             quantizer; the layer itself then runs with a linear activation.
         preserve: ``"sparsity"`` and/or ``"clusters"``: keep the kernel's zeros / shared values.
@@ -283,14 +321,14 @@ class QuantizeWrapper(_RangeMixin, keras.layers.Wrapper):
 
     def _folded(self, kernel: Any) -> tuple[Any, Any]:
         bn = self.batch_norm
-        channels = kernel.shape[-1] if type(self.layer).__name__ != "DepthwiseConv2D" else (
-            kernel.shape[-2] * kernel.shape[-1])
+        depthwise = type(self.layer).__name__ == "DepthwiseConv2D"
+        channels = kernel.shape[-2] * kernel.shape[-1] if depthwise else kernel.shape[-1]
         gamma = bn.gamma if bn.scale else ops.ones((channels,))
         beta = bn.beta if bn.center else ops.zeros((channels,))
         factor = gamma / ops.sqrt(bn.moving_variance + bn.epsilon)
         bias = self.layer.bias if self.layer.use_bias else ops.zeros((channels,))
         folded_bias = beta + (bias - bn.moving_mean) * factor
-        if type(self.layer).__name__ == "DepthwiseConv2D":
+        if depthwise:
             factor = ops.reshape(factor, kernel.shape[-2:])
         return kernel * factor, folded_bias
 
@@ -309,7 +347,8 @@ class QuantizeWrapper(_RangeMixin, keras.layers.Wrapper):
         shifted = scaled + _fake_quant(offset, ops.minimum(ops.min(offset), 0.0), ops.maximum(ops.max(offset), 0.0))
         return self._quantize_output(shifted, training)
 
-    def call(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+    def call(self, inputs: Any, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        # Extra positional arguments: MultiHeadAttention(query, value) takes two tensors.
         training = bool(training)
         if type(self.layer).__name__ == "BatchNormalization":
             return self._standalone_batch_norm(inputs, training)
@@ -318,14 +357,15 @@ class QuantizeWrapper(_RangeMixin, keras.layers.Wrapper):
         for name, axis in self.quantize_config.weights.items():
             variable = getattr(self.layer, name)
             value = self._kernel_value() if name == "kernel" else variable
-            if name == "kernel" and self.batch_norm is not None:
+            # A separable convolution's BatchNormalization folds into its pointwise (last) kernel.
+            if name in ("kernel", "pointwise_kernel") and self.batch_norm is not None:
                 value, folded_bias = self._folded(value)
                 if self.layer.use_bias:
                     substitutes.append((self.layer.bias, folded_bias))
                 else:
                     extra_bias = folded_bias
             substitutes.append((variable, quantize_weight(value, axis)))
-        outputs = call_with_weights(self.layer, substitutes, inputs, **kwargs)
+        outputs = call_with_weights(self.layer, substitutes, inputs, *args, **kwargs)
         if extra_bias is not None:
             outputs = outputs + extra_bias
         if self.split_activation is not None:
