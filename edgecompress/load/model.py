@@ -285,7 +285,9 @@ def _load_onnx(path: Path, calibration: Any) -> LoadedModel:
     sample_path = workdir / "samples.npz"
     arrays = _onnx_samples(calibration)
     np.savez(sample_path, **arrays)
-    cmd = [sys.executable, "-m", "edgecompress.load.onnx_worker", str(path), str(saved_model), str(sample_path)]
+    # the worker runs in its own working directory: hand it absolute paths (a relative model.onnx failed there)
+    cmd = [sys.executable, "-m", "edgecompress.load.onnx_worker", str(Path(path).resolve()), str(saved_model),
+           str(sample_path)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=ONNX_TIMEOUT_S, env=env, check=False,

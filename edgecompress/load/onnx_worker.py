@@ -32,7 +32,7 @@ def _offline_samples(samples_path: Path):
 
 
 def main(argv: list[str]) -> int:
-    onnx_path, out_dir, samples_path = Path(argv[0]), Path(argv[1]), Path(argv[2])
+    onnx_path, out_dir, samples_path = (Path(arg).resolve() for arg in argv[:3])
     import onnx2tf
     import onnx2tf.onnx2tf as o2t_main
     import onnx2tf.utils.common_functions as o2t_common

@@ -169,3 +169,23 @@ def test_export_with_eval_points_at_validate_when_int8_loses_agreement(small_cnn
         messages[name] = [w for w in result.calibration["warnings"] if "edgecompress validate" in w]
     assert messages["good"] == []
     assert len(messages["broken"]) == 1 and "broken.tflite --reference broken.keras" in messages["broken"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spelling", ["relative", "absolute"])
+def test_onnx_loads_from_relative_and_absolute_paths(onnx_bundle, monkeypatch, spelling):
+    # the onnx2tf worker runs in its own working directory: a relative model.onnx used to be "not found" there
+    from pathlib import Path
+
+    from edgecompress.load.model import load_model
+
+    model_path = Path(onnx_bundle["model"]).resolve()
+    monkeypatch.chdir(model_path.parent)
+    path = Path(model_path.name) if spelling == "relative" else model_path
+    loaded = load_model(path, calibration=load_data(onnx_bundle["calibration"], purpose="calibration"))
+    assert loaded.source_format == "onnx"
+    x = load_data(onnx_bundle["test"], purpose="evaluation").first[:1].transpose(0, 2, 3, 1)  # onnx2tf fixes batch 1
+    expected = onnx_bundle["keras"].predict(x, verbose=0)
+    out = loaded.model(x)
+    out = next(iter(out.values())) if isinstance(out, dict) else out
+    np.testing.assert_allclose(np.asarray(out), expected, atol=1e-4)
