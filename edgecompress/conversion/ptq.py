@@ -236,6 +236,25 @@ def _convert_with(fn: Any, method: str, stats: ActivationStats, arrays: dict[str
     return result, ranges, check
 
 
+OPAQUE_SOURCES = ("savedmodel", "onnx")
+
+
+def opaque_graph_message(source: str, method: str, bias_correction: bool) -> str:
+    """Why ``method`` (or bias correction) cannot run on a model loaded from a SavedModel or ONNX graph."""
+    what = "--bias-correction" if bias_correction and method == "minmax" else f"--calibration-method {method}"
+    return (f"{source}: {what} chooses ranges layer by layer, but a SavedModel or ONNX graph loads as one opaque "
+            "layer whose inner tensors cannot be calibrated here. Use --calibration-method minmax (the "
+            "converter calibrates every tensor), or export the model as .keras.")
+
+
+def refuse_opaque_graph(fn: Any, method: str, bias_correction: bool) -> None:
+    """Refuse a per-layer calibration method on a model wrapped in a ``TFSMLayer`` (SavedModel/ONNX sources)."""
+    import keras
+
+    if any(isinstance(layer, keras.layers.TFSMLayer) for layer in fn.layers):
+        raise CalibrationError(opaque_graph_message(f"model '{fn.name}'", method, bias_correction))
+
+
 def calibrate_and_convert(model: Any, calibration: Any, *, method: str = "mse",
                           percentile: float = DEFAULT_PERCENTILE, bias_correction: bool = False,
                           io_dtype: str = "int8", allow_float_fallback: bool = False, max_samples: int = 500,
@@ -269,6 +288,7 @@ def calibrate_and_convert(model: Any, calibration: Any, *, method: str = "mse",
     if method == "percentile" or method == AUTO:
         choose_range(Histogram.from_values(np.zeros(1)), "percentile", percentile)  # validates the value
     fn = _functional(model)
+    refuse_opaque_graph(fn, method, bias_correction)
     names, arrays = _input_arrays(fn, calibration)
     count = min(len(next(iter(arrays.values()))), max_samples)
     if count < MIN_CALIBRATION_SAMPLES:

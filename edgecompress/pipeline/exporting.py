@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.atomic import atomic_write_bytes, check_output
-from edgecompress.errors import OutputError
+from edgecompress.errors import CalibrationError, OutputError
 from edgecompress.pipeline.model_data import (
     calibration_mismatch_warnings,
     degenerate_calibration_warnings,
@@ -95,6 +95,12 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
     model_path = Path(model)
     out_path = check_output(out if out is not None else f"{model_path.stem or 'model'}_int8.tflite", model_path,
                             calibration, evaluation)
+    if calibration_method != "minmax" or bias_correction:
+        from edgecompress.conversion.ptq import OPAQUE_SOURCES, opaque_graph_message
+        from edgecompress.load.model import detect_format
+
+        if detect_format(model_path) in OPAQUE_SOURCES:  # before any work: the method cannot see inside
+            raise CalibrationError(opaque_graph_message(str(model_path), calibration_method, bias_correction))
     with timer.stage("load"):
         raw = None
         if model_path.suffix.lower() == ".onnx":
