@@ -30,6 +30,9 @@ _EXPORTS = {
     "read_model": "edgecompress.tflite",
     "evaluate": "edgecompress.pipeline.loading",
     "export": "edgecompress.pipeline",
+    "deploy": "edgecompress.pipeline.deploying",
+    "DeployResult": "edgecompress.pipeline.deploying",
+    "TargetResult": "edgecompress.pipeline.deploying",
     "validate_model": "edgecompress.pipeline",
     "layer_errors": "edgecompress.validate.layers",
     "Report": "edgecompress.report.html",
@@ -43,3 +46,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'edgecompress' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    # the exports resolve lazily through __getattr__, so they are not module globals until first used
+    return sorted(set(globals()) | set(__all__))

@@ -13,6 +13,14 @@ from edgecompress.load.model import load_model as _load_model
 def load_model(path: str | os.PathLike[str], *, safe_mode: bool = True, calibration: Any = None) -> LoadedModel:
     """``edgecompress.load.model.load_model`` with the compression wrappers registered (same arguments).
 
+    Args:
+        path: a ``.keras`` or ``.h5`` file, a SavedModel directory, or an ``.onnx`` file.
+        safe_mode: keep Keras safe mode on (refuses Lambda layers and arbitrary code).
+        calibration: for ONNX models, sample inputs onnx2tf uses for its own checks.
+
+    Returns:
+        A ``LoadedModel``.
+
     Example:
         >>> loaded = load_model("pruned.keras")  # doctest: +SKIP
     """

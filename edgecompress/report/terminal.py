@@ -445,3 +445,43 @@ def render_bench(rows: list[Any], model: str, console: Any, best: Any = None) ->
     for r in rows:
         for note in r.notes:
             console.print(f"note ({r.target}, {r.evidence}): {shown(note)}")
+
+
+# ------------------------------------------------------------------------------------------- deploy
+
+def deploy_text(result: dict[str, Any]) -> str:
+    """The terminal text of a ``DeployResult.to_dict()``: file and sizes, accuracy, a line per target.
+
+    Args:
+        result: ``DeployResult.to_dict()``.
+
+    Returns:
+        Plain text, one fact per line.
+
+    Example:
+        >>> print(deploy_text(deploy("m.keras", "calib.npz", ["esp32-s3"]).to_dict()))  # doctest: +SKIP
+    """
+    lines = [f"wrote {result['output']} ({result['int8_size_bytes']:,} bytes full int8; source model "
+             f"{result['source_size_bytes']:,} bytes on disk)"]
+    calibration = (result.get("export") or {}).get("calibration") or {}
+    if calibration:
+        lines.append(calibration_line(calibration))
+    for warning in calibration.get("warnings", []):
+        lines.append(f"warning: {warning}")
+    if result.get("accuracy") is not None:
+        line = f"accuracy: int8 top-1 {fmt(result['accuracy'], percent=True)}"
+        if result.get("float_accuracy") is not None:
+            line += f", float top-1 {fmt(result['float_accuracy'], percent=True)}"
+        if result.get("agreement") is not None:
+            line += f", agreement with float {fmt(result['agreement'], percent=True)}"
+        lines.append(line)
+    for target in result["targets"]:
+        if target["latency_ms"] is None:
+            latency = "no latency evidence"
+        else:
+            latency = f"{target['latency_ms']:.3f} ms ({target['latency_evidence']})"
+        lines.append(f"target {target['target']}: {target['verdict']} (answered by {target['answered_by']}); "
+                     f"latency {latency}")
+        for note in target["latency_notes"]:
+            lines.append(f"  note: {note}")
+    return "\n".join(lines)

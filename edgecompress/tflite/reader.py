@@ -52,7 +52,18 @@ def _schema():
 
 
 def inspect(source: str | os.PathLike[str] | bytes) -> ModelInfo:
-    """Alias of ``read_model`` for the public API."""
+    """Alias of ``read_model`` for the public API: operators, tensors, I/O scale and zero point of a ``.tflite``.
+
+    Args:
+        source: a ``.tflite`` path or the flatbuffer bytes.
+
+    Returns:
+        A ``ModelInfo`` describing the main subgraph.
+
+    Example:
+        >>> inspect("model_int8.tflite").is_full_int8  # doctest: +SKIP
+        True
+    """
     return read_model(source)
 
 
