@@ -89,7 +89,7 @@ def _run_export(args: argparse.Namespace) -> int:
                     evaluation=args.eval, preprocess=_preprocess_from_args(args), max_samples=args.max_samples,
                     target=args.target, target_params=parse_params(args.param),
                     calibration_method=args.calibration_method, percentile=args.percentile,
-                    bias_correction=args.bias_correction)
+                    bias_correction=args.bias_correction, precision=args.precision)
     if args.json:
         render_json(result.to_dict())
     else:
@@ -271,7 +271,8 @@ COMMANDS: tuple[Command, ...] = (
             "Convert a .keras/.h5/.onnx model or a SavedModel directory to a full-int8 TFLite flatbuffer, "
             "calibrated on representative data.",
             ("source_model", "export_calibration", "export_out", "io_dtype", "allow_float_fallback", "eval",
-             "max_samples", "calibration_method", "percentile", "bias_correction", "unsafe_load", "export_target",
+             "max_samples", "calibration_method", "percentile", "bias_correction", "precision", "unsafe_load",
+             "export_target",
              "param", "json", *PREPROCESS_OPTIONS), _run_export),
     Command("demo", "train a digits CNN, export it to full int8, evaluate and report",
             "Train a small CNN on scikit-learn's digits, export it to full int8 calibrated on calibration/digits/, "

@@ -74,8 +74,12 @@ OPTIONS: dict[str, Option] = {
     "html": _option("--html", metavar="FILE", help="write a self-contained HTML report"),
     "json": _option("--json", action="store_true", help="print the result as JSON"),
     # conversion
-    "io_dtype": _option("--io-dtype", choices=("int8", "uint8", "float32"), default="int8",
-                        help="dtype of the model's input and output tensors (default int8)"),
+    "io_dtype": _option("--io-dtype", choices=("int8", "uint8", "int16", "float32"), default=None,
+                        help="dtype of the model's input and output tensors (default int8; int16 with "
+                             "--precision 16x8, which takes int16 or float32)"),
+    "precision": _option("--precision", choices=("int8", "16x8"), default="int8",
+                         help="int8 (default) or 16x8: int16 activations with int8 weights, closer to float, "
+                              "for TFLite Micro and Ethos-U (refused for Edge TPU and NNAPI, slow on XNNPACK)"),
     "allow_float_fallback": _option("--allow-float-fallback", action="store_true",
                                     help="write a mixed int8/float model when some operators cannot be int8"),
     "calibration_method": _option(

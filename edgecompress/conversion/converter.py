@@ -19,6 +19,10 @@ from edgecompress.errors import ConversionError
 from edgecompress.samples import arrays_by_input_name
 
 IO_DTYPES = ("int8", "uint8", "float32")
+# "16x8": int16 activations, int8 weights (the converter's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8).
+PRECISIONS = ("int8", "16x8")
+# The converter's 16x8 mode takes int16 or float32 model inputs/outputs only (it refuses int8/uint8 there).
+IO_DTYPES_16X8 = ("int16", "float32")
 DEFAULT_MAX_SAMPLES = 500
 
 
@@ -32,6 +36,8 @@ class ConversionResult:
         float_ops: operators that stayed float (only with ``allow_float_fallback``): ``{"index", "op", "reason"}``.
         calibration_samples: how many samples calibrated the activation ranges.
         warnings: things the user should know (fallbacks, few samples).
+        precision: "int8" or "16x8" (int16 activations, int8 weights).
+        int16_bias: for 16x8, the ``narrow_int16_biases`` summary (biases stored as int32 / kept int64).
     """
 
     tflite: bytes
@@ -39,6 +45,8 @@ class ConversionResult:
     float_ops: list[dict[str, Any]]
     calibration_samples: int
     warnings: list[str] = dataclasses.field(default_factory=list)
+    precision: str = "int8"
+    int16_bias: dict[str, Any] | None = None
 
     @property
     def full_int8(self) -> bool:
@@ -47,7 +55,7 @@ class ConversionResult:
     def to_dict(self) -> dict[str, Any]:
         return {"bytes": len(self.tflite), "io_dtype": self.io_dtype, "full_int8": self.full_int8,
                 "float_ops": self.float_ops, "calibration_samples": self.calibration_samples,
-                "warnings": self.warnings}
+                "warnings": self.warnings, "precision": self.precision, "int16_bias": self.int16_bias}
 
 
 def _keras_model(model: Any) -> Any:
@@ -111,7 +119,7 @@ def representative_dataset(arrays: dict[str, np.ndarray], names: list[str],
 
 
 def convert(model: Any, calibration: Any, *, io_dtype: str = "int8", allow_float_fallback: bool = False,
-            max_samples: int = DEFAULT_MAX_SAMPLES) -> ConversionResult:
+            max_samples: int = DEFAULT_MAX_SAMPLES, precision: str = "int8") -> ConversionResult:
     """Convert a Keras model to a full-int8 TFLite flatbuffer.
 
     Args:
@@ -120,6 +128,9 @@ def convert(model: Any, calibration: Any, *, io_dtype: str = "int8", allow_float
         io_dtype: "int8" (default), "uint8" or "float32" for the model's input and output tensors.
         allow_float_fallback: keep operators that have no int8 kernel in float instead of failing.
         max_samples: calibrate on at most this many samples.
+        precision: "int8" (default) or "16x8": int16 activations and int8 weights, I/O "int16" or "float32",
+            followed by the post-pass that stores the int64 biases as int32 where every value fits
+            (``edgecompress.conversion.int16_bias``).
 
     Returns:
         A ``ConversionResult`` with the flatbuffer bytes.
@@ -129,8 +140,14 @@ def convert(model: Any, calibration: Any, *, io_dtype: str = "int8", allow_float
         >>> result.full_int8  # doctest: +SKIP
         True
     """
-    if io_dtype not in IO_DTYPES:
-        raise ConversionError(f"io_dtype must be one of {', '.join(IO_DTYPES)}. Received: {io_dtype!r}.")
+    if precision not in PRECISIONS:
+        raise ConversionError(f"precision must be one of {', '.join(PRECISIONS)}. Received: {precision!r}.")
+    allowed = IO_DTYPES_16X8 if precision == "16x8" else IO_DTYPES
+    if io_dtype not in allowed:
+        raise ConversionError(f"with precision {precision} the I/O dtype must be one of {', '.join(allowed)}. "
+                              f"Received: {io_dtype!r}. Pass --io-dtype {allowed[0]}.")
+    if precision == "16x8":
+        return _convert_16x8(model, calibration, io_dtype, allow_float_fallback, max_samples)
     fixed = static_batch(model)
     names = _input_order(fixed)
     arrays = arrays_by_input_name(calibration, names)
@@ -164,18 +181,44 @@ def convert(model: Any, calibration: Any, *, io_dtype: str = "int8", allow_float
     return ConversionResult(data, io_dtype, float_ops, samples, warnings)
 
 
+def _convert_16x8(model: Any, calibration: Any, io_dtype: str, allow_float_fallback: bool,
+                  max_samples: int) -> ConversionResult:
+    from edgecompress.conversion.int16_bias import narrow_int16_biases
+
+    fixed = static_batch(model)
+    names = _input_order(fixed)
+    arrays = arrays_by_input_name(calibration, names)
+    samples = min(len(next(iter(arrays.values()))), max_samples)
+    data = _convert(fixed, arrays, names, io_dtype, strict=not allow_float_fallback, max_samples=max_samples,
+                    precision="16x8")
+    float_ops = float_operators(data, "")
+    if float_ops and not allow_float_fallback:
+        listing = "; ".join(f"#{op['index']} {op['op']} ({op['reason']})" for op in float_ops)
+        raise ConversionError(f"model '{_keras_model(model).name}' cannot be made full-integer 16x8: {listing}. "
+                              "Replace those layers, or pass --allow-float-fallback.")
+    data, bias_summary = narrow_int16_biases(data)
+    warnings = []
+    if float_ops:
+        warnings.append(f"{len(float_ops)} operator(s) stayed float32 (--allow-float-fallback): "
+                        + ", ".join(op["op"] for op in float_ops))
+    return ConversionResult(data, io_dtype, float_ops, samples, warnings, precision="16x8", int16_bias=bias_summary)
+
+
 def _convert(fixed: Any, arrays: dict[str, np.ndarray], names: list[str], io_dtype: str, *, strict: bool,
-             max_samples: int) -> bytes:
+             max_samples: int, precision: str = "int8") -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: representative_dataset(arrays, names, max_samples)
-    if strict:
+    if precision == "16x8":
+        int16 = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        converter.target_spec.supported_ops = [int16] if strict else [int16, tf.lite.OpsSet.TFLITE_BUILTINS]
+    elif strict:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     else:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    tf_dtype = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_dtype]
+    tf_dtype = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "float32": tf.float32}[io_dtype]
     converter.inference_input_type = tf_dtype
     converter.inference_output_type = tf_dtype
     try:

@@ -57,19 +57,20 @@ class ExportResult:
 EVAL_LOSS_WORTH_A_LOOK = 0.01
 
 
-def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str = "int8",
+def export(model: str | Path, calibration: Any, out: str | Path | None = None, *, io_dtype: str | None = None,
            allow_float_fallback: bool = False, safe_mode: bool = True, evaluation: Any = None,
            preprocess: Mapping[str, Any] | None = None, max_samples: int = 500,
            target: str | None = None, target_params: Mapping[str, Any] | None = None,
            calibration_method: str = "minmax", percentile: float = 99.99,
-           bias_correction: bool = False) -> ExportResult:
+           bias_correction: bool = False, precision: str = "int8") -> ExportResult:
     """Load a model, convert it to a calibrated full-int8 ``.tflite`` and write it atomically.
 
     Args:
         model: a ``.keras``/``.h5``/``.onnx`` file or a SavedModel directory.
         calibration: representative data (anything ``load_data`` accepts).
         out: output path (default: ``<model name>_int8.tflite`` in the current directory).
-        io_dtype: "int8", "uint8" or "float32" input/output tensors.
+        io_dtype: "int8", "uint8" or "float32" input/output tensors ("int16" or "float32" for 16x8); default
+            int8 for int8 and int16 for 16x8.
         allow_float_fallback: write a mixed model when some operators cannot be int8.
         safe_mode: Keras safe mode for loading (keep it on for untrusted files).
         evaluation: optional evaluation data (with labels for top-1) to compare int8 against float.
@@ -79,6 +80,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
             "mse", "kl" or "auto" (see ``edgecompress.conversion.ptq``).
         percentile: for "percentile" (and the percentile candidate of "auto").
         bias_correction: correct Conv/Dense biases for the mean shift of int8 weight rounding.
+        precision: "int8" or "16x8" (int16 activations, int8 weights; min/max ranges only).
 
     Returns:
         An ``ExportResult``.
@@ -87,10 +89,20 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         >>> export("model.keras", "calibration/digits/digits_calibration.npz", "model_int8.tflite")  # doctest: +SKIP
     """
     from edgecompress.conversion.converter import convert
+    from edgecompress.errors import ConversionError
     from edgecompress.load.dataset import load_data
     from edgecompress.pipeline.loading import load_model
     from edgecompress.tflite import read_model
 
+    if precision == "16x8" and (calibration_method != "minmax" or bias_correction):
+        # The range methods freeze 8-bit fake-quant ranges into the graph; with 65536 levels per int16 tensor the
+        # min/max range wastes little, and the 16x8 converter mode does not take those 8-bit nodes.
+        raise ConversionError("--precision 16x8 uses the converter's own min/max int16 ranges; "
+                              f"--calibration-method {calibration_method}"
+                              f"{' and --bias-correction' if bias_correction else ''} are for int8 only. "
+                              "Drop them or use --precision int8.")
+    if io_dtype is None:
+        io_dtype = "int16" if precision == "16x8" else "int8"
     timer = StageTimer()
     model_path = Path(model)
     out_path = check_output(out if out is not None else f"{model_path.stem or 'model'}_int8.tflite", model_path,
@@ -118,7 +130,7 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
     with timer.stage("convert"):
         if calibration_method == "minmax" and not bias_correction:
             result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
-                             max_samples=max_samples)
+                             max_samples=max_samples, precision=precision)
             calibration_summary = {"method": "minmax", "requested": "minmax", "engine": "converter min/max",
                                    "samples": result.calibration_samples, "warnings": []}
         else:

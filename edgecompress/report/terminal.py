@@ -100,9 +100,17 @@ def render_export(result: Any, console: Any) -> None:
         >>> render_export(export("m.keras", "calib.npz"), make_console())  # doctest: +SKIP
     """
     conv, model = result.conversion, result.model
-    kind = "full int8" if model.get("is_full_int8") else "MIXED int8/float"
-    console.print(f"wrote {result.output} ({conv['bytes']:,} bytes, {kind}, "
+    precision = conv.get("precision", "int8")
+    if precision == "16x8":
+        kind = "16x8: int16 activations, int8 weights" + ("" if not conv["float_ops"] else ", MIXED with float")
+    else:
+        kind = "full int8" if model.get("is_full_int8") else "MIXED int8/float"
+    console.print(f"wrote {result.output} ({conv['bytes']:,} bytes, precision {precision}, {kind}, "
                   f"I/O {conv['io_dtype']}, calibrated on {conv['calibration_samples']} samples)")
+    bias = conv.get("int16_bias")
+    if bias is not None:
+        console.print(f"int16 biases: {len(bias['narrowed'])} stored as int32 (optimized kernels), "
+                      f"{len(bias['kept_int64'])} kept int64")
     for warning in conv["warnings"]:
         console.print(f"warning: {warning}")
     for op in conv["float_ops"]:
