@@ -107,12 +107,17 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
     model_path = Path(model)
     out_path = check_output(out if out is not None else f"{model_path.stem or 'model'}_int8.tflite", model_path,
                             calibration, evaluation)
+    requested, opaque_note = calibration_method, None
     if calibration_method != "minmax" or bias_correction:
         from edgecompress.conversion.ptq import OPAQUE_SOURCES, opaque_graph_message
         from edgecompress.load.model import detect_format
 
         if detect_format(model_path) in OPAQUE_SOURCES:  # before any work: the method cannot see inside
-            raise CalibrationError(opaque_graph_message(str(model_path), calibration_method, bias_correction))
+            if calibration_method != "auto" or bias_correction:
+                raise CalibrationError(opaque_graph_message(str(model_path), calibration_method, bias_correction))
+            requested, calibration_method = "auto", "minmax"  # the one method that applies: auto's only choice
+            opaque_note = (f"auto chose minmax: {model_path.name} is a SavedModel/ONNX graph, which loads as one "
+                           "opaque layer, so the per-layer methods (percentile, mse, kl) cannot run on it")
     with timer.stage("load"):
         raw = None
         if model_path.suffix.lower() == ".onnx":
@@ -131,8 +136,9 @@ def export(model: str | Path, calibration: Any, out: str | Path | None = None, *
         if calibration_method == "minmax" and not bias_correction:
             result = convert(loaded, calib, io_dtype=io_dtype, allow_float_fallback=allow_float_fallback,
                              max_samples=max_samples, precision=precision)
-            calibration_summary = {"method": "minmax", "requested": "minmax", "engine": "converter min/max",
-                                   "samples": result.calibration_samples, "warnings": []}
+            calibration_summary = {"method": "minmax", "requested": requested, "engine": "converter min/max",
+                                   "samples": result.calibration_samples,
+                                   "warnings": [opaque_note] if opaque_note else []}
         else:
             from edgecompress.conversion.ptq import calibrate_and_convert
 
