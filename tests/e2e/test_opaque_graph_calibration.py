@@ -1,8 +1,8 @@
 """Per-layer calibration methods on a SavedModel or ONNX graph: one line before any work, never a traceback.
 
-A SavedModel (and an ONNX model through onnx2tf) loads as one opaque ``TFSMLayer``; percentile, mse, kl, auto
+A SavedModel (and an ONNX model through onnx2tf) loads as one opaque ``TFSMLayer``; percentile, mse, kl
 and bias correction choose ranges layer by layer, so they cannot run on it. Before this check every SavedModel
-ended in "'NoneType' object is not callable".
+ended in "'NoneType' object is not callable". `auto` on such a graph chooses minmax and says why.
 """
 
 from __future__ import annotations
