@@ -122,15 +122,9 @@ def check_output_set(path: str | os.PathLike[str], *, replaces: Collection[str])
         >>> check_output_set("build/new_demo", replaces={"report.json"})
         PosixPath('build/new_demo')
     """
-    if not str(path).strip():
-        raise OutputError("--out is empty: expected a directory name. Pass --out PATH.")
-    final = Path(path)
-    try:
-        mode = os.lstat(final).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    final, mode = _existing(path, "a directory name")
+    if mode is None:
         return final
-    except OSError as exc:
-        raise _output_error(final, exc) from exc
     if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
         raise OutputError(f"{final}: exists and is not a directory edgecompress wrote (a file, a link or a "
                           "device); it will not be replaced. Remove it or choose another --out.")
@@ -179,17 +173,24 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
 
 
-def _checked_destination(path: str | os.PathLike[str]) -> Path:
-    """The output path, refused when empty or when something other than a regular file is there."""
+def _existing(path: str | os.PathLike[str], expected: str) -> tuple[Path, int | None]:
+    """``path`` as a ``Path`` and the mode of what is there (``None`` for a new name); an empty path is refused."""
     if not str(path).strip():
-        raise OutputError("--out is empty: expected a file name. Pass --out PATH.")
+        raise OutputError(f"--out is empty: expected {expected}. Pass --out PATH.")
     final = Path(path)
     try:
-        mode = os.lstat(final).st_mode
+        return final, os.lstat(final).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        return final  # a new name; an unusable parent is reported where the directory is created
+        return final, None
     except OSError as exc:
         raise _output_error(final, exc) from exc
+
+
+def _checked_destination(path: str | os.PathLike[str]) -> Path:
+    """The output path, refused when empty or when something other than a regular file is there."""
+    final, mode = _existing(path, "a file name")
+    if mode is None:
+        return final  # a new name; an unusable parent is reported where the directory is created
     if stat.S_ISLNK(mode):
         raise OutputError(f"{final}: is a symbolic link; edgecompress writes only regular files or new names. "
                           "Pass the real path as --out.")
